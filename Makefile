@@ -1,0 +1,43 @@
+# imgpipe: `make demo` runs the pipeline end to end, `make test` runs the tests.
+# Both create the virtualenv first when it is missing (Python 3.10 + uv + requirements.lock).
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PY310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | tail -n 1)
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow bench lock clean-home help
+
+help:
+	@echo "make demo       run the full local pipeline on the embedded digits dataset"
+	@echo "make test       run the tests (what CI runs)"
+	@echo "make test-slow  run the slow tests (need ../shared/data)"
+	@echo "make bench      run the benchmarks"
+	@echo "make lock       re-resolve requirements.in into requirements.lock"
+
+$(STAMP): requirements.lock setup.py
+	@test -n "$(PY310)" || { echo "imgpipe needs Python 3.10 (TFX 1.16 supports < 3.11): install it, e.g. 'pyenv install 3.10.13'" >&2; exit 1; }
+	@test -x $(PY) || $(PY310) -m venv $(VENV)
+	@test -x $(VENV)/bin/uv || { $(PY) -m ensurepip -q >/dev/null 2>&1; $(PY) -m pip install -q uv; }
+	$(VENV)/bin/uv pip install --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/imgpipe run
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/pipeline_bench.py
+
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock
+
+clean-home:
+	rm -rf imgpipe_home

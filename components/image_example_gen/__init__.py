@@ -1,0 +1,1 @@
+"""ImageExampleGen: a folder or CSV manifest of images -> tf.Example TFRecords."""

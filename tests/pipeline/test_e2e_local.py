@@ -1,0 +1,66 @@
+"""End to end: one real local pipeline run (and a re-run), shared via the `e2e` fixture."""
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+UPSTREAM = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+            "Trainer"}
+
+
+def test_first_run_executes_every_component_once(e2e):
+    executions = e2e["first"].executions
+    assert set(executions) == COMPONENTS
+    assert {executions[c] for c in COMPONENTS - {"latest_blessed_model_resolver"}} == {"COMPLETE"}
+
+
+def test_every_file_is_ingested_or_rejected(e2e):
+    first = e2e["first"]
+    assert first.files_seen == e2e["files"]
+    assert first.ingested + first.rejected == e2e["files"]
+    assert first.rejected == e2e["rejected_expected"]
+    with open(first.rejection_report) as f:
+        rejected = f.read()
+    for name in ("empty.png", "notes.txt", "download.jpg"):
+        assert name in rejected
+
+
+def test_first_model_is_blessed_and_pushed_without_baseline(e2e):
+    first = e2e["first"]
+    assert first.had_baseline is False
+    assert first.accuracy is not None and first.accuracy >= e2e["config"].eval.min_accuracy
+    assert first.blessed is True
+    assert first.pushed_to and os.path.isdir(first.pushed_to)
+    assert first.pushed_to.startswith(e2e["config"].serving_dir)
+
+
+def _real_jpeg() -> bytes:
+    from PIL import Image
+    from skimage import data as skdata
+
+    buf = io.BytesIO()
+    Image.fromarray(skdata.chelsea()).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_pushed_model_serves_encoded_bytes(e2e):
+    model = tf.saved_model.load(e2e["first"].pushed_to)
+    assert {"serving_default", "serving_tf_example", "transform_features"} <= set(model.signatures)
+    out = model.signatures["serving_default"](image_bytes=tf.constant([_real_jpeg()]))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (1, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    names = [n.decode() for n in out["top_k_class_names"].numpy()[0]]
+    assert set(names) == {"0", "1", "2"}
+    assert out["top_k_class_ids"].numpy()[0][0] == np.argmax(probabilities[0])
+
+
+def test_rerun_is_cached_upstream_and_finds_the_baseline(e2e):
+    second = e2e["second"]
+    assert {second.executions[c] for c in UPSTREAM} == {"CACHED"}
+    assert second.had_baseline is True
+    assert second.baseline_accuracy == pytest.approx(e2e["first"].accuracy)

@@ -1,0 +1,74 @@
+"""The exported SavedModel and its signatures.
+
+- serving_default(image_bytes: string[batch]): encoded JPEG/PNG bytes as sent (TF
+  Serving's REST `{"b64": ...}` form is decoded by the server, not here) ->
+  probabilities, top-k class ids and class names.
+- serving_tf_example(examples: string[batch]): serialized raw tf.Examples -> the same.
+- transform_features(examples): the Transform graph, for TFMA to get labels.
+
+All three decode with `image_ops.decode_batch`, the function training uses. The label
+vocabulary is a constant inside the graph and a file in assets/.
+"""
+import os
+from typing import List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import features, image_ops
+
+
+class ServingModule(tf.Module):
+    def __init__(self, model, tft_output: tft.TFTransformOutput, labels: List[str],
+                 image_size: int, top_k: int):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        self.labels = tf.constant(labels)
+        self.image_size = image_size
+        self.top_k = min(top_k, len(labels))
+        raw_spec = tft_output.raw_feature_spec()
+        self._image_spec = {features.IMAGE_KEY: raw_spec[features.IMAGE_KEY]}
+        self._raw_spec = raw_spec
+
+    def _predict(self, image_bytes: tf.Tensor):
+        images = image_ops.decode_batch(image_bytes, self.image_size)
+        probabilities = self.model(images, training=False)
+        top = tf.math.top_k(probabilities, k=self.top_k)
+        return {
+            "probabilities": probabilities,
+            "top_k_class_ids": top.indices,
+            "top_k_scores": top.values,
+            "top_k_class_names": tf.gather(self.labels, top.indices),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_image_bytes(self, image_bytes):
+        return self._predict(image_bytes)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_example(self, examples):
+        parsed = tf.io.parse_example(examples, self._image_spec)
+        return self._predict(tf.reshape(parsed[features.IMAGE_KEY], [-1]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(self, examples):
+        parsed = tf.io.parse_example(examples, self._raw_spec)
+        return self.tft_layer(parsed)
+
+
+def export_saved_model(model, tft_output: tft.TFTransformOutput, image_size: int,
+                       export_dir: str, top_k: int = 5) -> str:
+    labels = [v.decode() if isinstance(v, bytes) else v
+              for v in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+    module = ServingModule(model, tft_output, labels, image_size, top_k)
+    signatures = {
+        "serving_default": module.serve_image_bytes,
+        "serving_tf_example": module.serve_tf_example,
+        "transform_features": module.transform_features,
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    tf.io.gfile.makedirs(os.path.join(export_dir, "assets"))
+    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", "labels.txt"), "w") as f:
+        f.write("\n".join(labels) + "\n")
+    return export_dir
