@@ -7,7 +7,7 @@ PY310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/vers
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench lock clean-home help
+.PHONY: demo test test-slow bench lock clean-home help compile
 
 help:
 	@echo "make demo       run the full local pipeline on the embedded digits dataset"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow  run the slow tests (need ../shared/data)"
 	@echo "make bench      run the benchmarks"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
+	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
 $(STAMP): requirements.lock setup.py
 	@test -n "$(PY310)" || { echo "imgpipe needs Python 3.10 (TFX 1.16 supports < 3.11): install it, e.g. 'pyenv install 3.10.13'" >&2; exit 1; }
@@ -25,7 +26,11 @@ $(STAMP): requirements.lock setup.py
 	@touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/imgpipe run
+	$(VENV)/bin/imgpipe run --config pipeline/configs/demo.yaml
+
+KFP_CONFIG ?= kubernetes/overlays/dev/pipeline.yaml
+compile: $(STAMP)
+	$(VENV)/bin/imgpipe compile --target kubeflow --config $(KFP_CONFIG)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

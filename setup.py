@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
                                     "trainer", "trainer.*"]),
-    package_data={"pipeline": ["defaults.yaml"]},
+    package_data={"pipeline": ["configs/*.yaml"]},
     # Exact versions live in requirements.lock; these are the direct needs.
     install_requires=[
         "tfx[kfp]==1.16.0",

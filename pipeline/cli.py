@@ -2,7 +2,9 @@
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before anything imports TensorFlow
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow's C++ start-up chatter (CUDA plugin registration on a CPU machine) is noise
+# for a user; `--verbose` runs keep whatever the environment says.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
@@ -11,6 +13,8 @@ import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 from pipeline.config import ConfigError, PipelineConfig, load_config  # noqa: E402
+from pipeline import kubeflow  # noqa: E402  (light: its heavy imports are deferred)
+from pipeline import predict, registry, report  # noqa: E402  (light, like kubeflow)
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +47,11 @@ def _log_to_file(config: PipelineConfig, verbose: bool) -> str:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # library deprecation warnings go to the file too
     if not verbose:
         absl_logging.use_absl_handler()
         absl_logging.get_absl_handler().setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.INFO)  # use_absl_handler resets it to WARNING
     return path
 
 
@@ -70,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     run.add_argument("--verbose", action="store_true", help="print TFX/Beam logs too")
     run.set_defaults(func=cmd_run)
+    kubeflow.add_commands(sub)  # compile, submit, schedule
+    for module in (registry, report, predict):  # registry ..., report, predict
+        module.add_commands(sub)
     return parser
 
 

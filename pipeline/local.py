@@ -1,45 +1,54 @@
 """Run the pipeline locally: LocalDagRunner, sqlite MLMD, progress lines and a summary."""
+import contextlib
 import dataclasses
 import json
-import logging
 import os
 import sys
 import time
-from typing import Dict, List, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
+from tfx.orchestration.portable import launcher
 
 from pipeline import data_source
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 
-class ProgressPrinter(logging.Handler):
-    """Turns the runner's log records into one line per component with its elapsed time."""
+@contextlib.contextmanager
+def progress_lines(out: TextIO) -> Iterator[None]:
+    """Prints one line when each component starts and one with its time when it ends.
 
-    def __init__(self, out: TextIO):
-        super().__init__(level=logging.INFO)
-        self.out = out
-        self.started: Dict[str, float] = {}
-        self.cached = False
-        self.current: Optional[str] = None
+    Hooks TFX's node launcher rather than its log lines: some executors (Transform)
+    lower the logging level mid-run, which silenced log-based progress.
+    """
+    original_launch = launcher.Launcher.launch
+    original_run_executor = launcher.Launcher._run_executor  # pylint: disable=protected-access
+    executed = set()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.msg if isinstance(record.msg, str) else ""
-        if msg.startswith("Component %s is running"):
-            self.current = str(record.args[0])
-            self.started[self.current] = time.monotonic()
-            self.cached = False
-            print(f"  > {self.current} ...", file=self.out, flush=True)
-        elif msg.startswith("A cached execution"):
-            self.cached = True
-        elif msg.startswith("Component %s is finished") and record.args[0] in self.started:
-            name = str(record.args[0])
-            took = time.monotonic() - self.started[name]
-            print(f"  < {name} {took:6.1f} s{' (cached)' if self.cached else ''}",
-                  file=self.out, flush=True)
+    def run_executor(self, execution_info):
+        executed.add(id(self))
+        return original_run_executor(self, execution_info)
+
+    def launch(self):
+        name = self._pipeline_node.node_info.id  # pylint: disable=protected-access
+        print(f"  > {name} ...", file=out, flush=True)
+        started = time.monotonic()
+        result = original_launch(self)
+        system = self._system_node_handler is not None  # pylint: disable=protected-access
+        note = "" if system or id(self) in executed else " (cached)"
+        print(f"  < {name} {time.monotonic() - started:6.1f} s{note}", file=out, flush=True)
+        return result
+
+    launcher.Launcher.launch = launch
+    launcher.Launcher._run_executor = run_executor  # pylint: disable=protected-access
+    try:
+        yield
+    finally:
+        launcher.Launcher.launch = original_launch
+        launcher.Launcher._run_executor = original_run_executor  # pylint: disable=protected-access
 
 
 @dataclasses.dataclass
@@ -54,7 +63,13 @@ class RunSummary:
     baseline_accuracy: Optional[float] = None
     had_baseline: bool = False
     blessed: Optional[bool] = None
+    failures: List[str] = dataclasses.field(default_factory=list)  # thresholds missed
     pushed_to: Optional[str] = None
+    push_status: Optional[str] = None  # pushed | already_pushed | not_blessed
+    pushed_version: Optional[int] = None
+    registry_status: Optional[str] = None  # registered | failed | disabled | unchanged
+    registry_version: Optional[str] = None
+    registry_error: Optional[str] = None
     wall_seconds: float = 0.0
 
     def lines(self) -> List[str]:
@@ -68,17 +83,37 @@ class RunSummary:
             + (f" (see {self.rejection_report})" if self.rejected else ""),
             f"eval accuracy: {acc}; {base}",
             f"blessed: {'yes' if self.blessed else 'no'}",
-            f"pushed: {self.pushed_to or 'nothing (model not blessed)'}",
+            *[f"  failed: {f}" for f in self.failures],
+            f"pushed: {self._pushed()}",
+            *([f"registry: {self._registry()}"] if self.registry_status else []),
         ]
 
+    def _pushed(self) -> str:
+        if not self.pushed_to:
+            return "nothing (model not blessed)"
+        if self.push_status == "already_pushed":
+            return f"nothing new: this model is already version {self.pushed_version} " \
+                   f"({self.pushed_to})"
+        return f"version {self.pushed_version} at {self.pushed_to}"
 
-def _store(config: PipelineConfig) -> metadata.Metadata:
+    def _registry(self) -> str:
+        return {
+            "registered": f"MLflow version {self.registry_version}, now the champion",
+            "failed": f"FAILED ({self.registry_error}); the pushed model is kept, "
+                      "`imgpipe registry sync` registers it",
+            "disabled": "disabled (registry.enabled=false)",
+            "unchanged": "unchanged",
+        }.get(self.registry_status or "", self.registry_status or "")
+
+
+def open_store(config: PipelineConfig) -> metadata.Metadata:
     return metadata.Metadata(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
-def run_local(config: PipelineConfig, out: TextIO = sys.stdout) -> RunSummary:
+def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
     """Runs the whole pipeline for `config` in this process and returns its summary."""
+    out = out or sys.stdout
     start = time.monotonic()
     data_root, manifest = data_source.resolve(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
@@ -86,66 +121,83 @@ def run_local(config: PipelineConfig, out: TextIO = sys.stdout) -> RunSummary:
         config, data_root, manifest,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
-    printer = ProgressPrinter(out)
-    root_logger = logging.getLogger()
-    root_logger.addHandler(printer)
-    previous_level = root_logger.level
-    root_logger.setLevel(min(previous_level, logging.INFO))
-    try:
-        print(f"imgpipe: running '{config.name}' on {data_root}"
-              f"{'/' + manifest if manifest else ''}", file=out, flush=True)
+    print(f"imgpipe: running '{config.name}' on {data_root}"
+          f"{'/' + manifest if manifest else ''}", file=out, flush=True)
+    with progress_lines(out):
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    finally:
-        root_logger.removeHandler(printer)
-        root_logger.setLevel(previous_level)
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
     return summary
 
 
-def summarize_latest_run(config: PipelineConfig) -> RunSummary:
-    """Reads the newest pipeline run of `config.name` back from MLMD."""
-    with _store(config) as m:
-        store = m.store
-        runs = [c for c in store.get_contexts_by_type("pipeline_run")]
-        pipeline_ctx = store.get_context_by_type_and_name("pipeline", config.name)
-        if pipeline_ctx is not None:
-            in_pipeline = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
-            runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)}
-                    & in_pipeline]
+def find_run(store: Any, pipeline_name: str,
+             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
+    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
+    runs = list(store.get_contexts_by_type("pipeline_run"))
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is not None:
+        in_pipeline = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
+        runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)}
+                & in_pipeline]
+    if run_id is not None:
+        runs = [c for c in runs if c.name == run_id]
         if not runs:
-            raise RuntimeError(f"no runs of pipeline '{config.name}' in {config.metadata_path}")
-        run = max(runs, key=lambda c: c.create_time_since_epoch)
+            raise RuntimeError(f"no run '{run_id}' of pipeline '{pipeline_name}'")
+    if not runs:
+        raise RuntimeError(f"no runs of pipeline '{pipeline_name}'")
+    return max(runs, key=lambda c: c.create_time_since_epoch)
+
+
+def run_artifacts(store: Any, run: metadata_store_pb2.Context
+                  ) -> Dict[Tuple[str, str], metadata_store_pb2.Artifact]:
+    """The run's outputs by (component id, output key), e.g. ("Trainer", "model").
+
+    Cached executions count: their outputs are the artifacts they reused."""
+    executions = store.get_executions_by_context(run.id)
+    nodes = _node_ids(store, executions)
+    events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+    outputs = [ev for ev in events if ev.type in (metadata_store_pb2.Event.OUTPUT,
+                                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(
+        sorted({ev.artifact_id for ev in outputs}))} if outputs else {}
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    for a in artifacts.values():
+        a.type = types.get(a.type_id, "")
+    found = {}
+    for ev in outputs:
+        key = ev.path.steps[0].key if ev.path.steps else ""
+        found[(nodes.get(ev.execution_id, ""), key)] = artifacts[ev.artifact_id]
+    return found
+
+
+def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -> RunSummary:
+    """Reads the newest pipeline run of `config.name` (or run `run_id`) back from MLMD."""
+    with open_store(config) as m:
+        store = m.store
+        run = find_run(store, config.name, run_id)
         executions = store.get_executions_by_context(run.id)
+        nodes = _node_ids(store, executions)
         summary = RunSummary(run_id=run.name, executions={})
         for execution in executions:
-            node = _node_id(execution)
-            summary.executions[node] = metadata_store_pb2.Execution.State.Name(
+            summary.executions[nodes[execution.id]] = metadata_store_pb2.Execution.State.Name(
                 execution.last_known_state)
-        for artifact in _outputs(store, executions):
-            _read_artifact(artifact, summary)
+        artifacts = run_artifacts(store, run)
+        model = artifacts.get(("Trainer", "model"))
+        for artifact in artifacts.values():
+            _read_artifact(artifact, summary, model)
         return summary
 
 
-def _node_id(execution: metadata_store_pb2.Execution) -> str:
-    # TFX IR executions carry their node id in the type name's component and properties.
-    for key in ("component_id", "node_id"):
-        if key in execution.custom_properties:
-            return execution.custom_properties[key].string_value
-    return execution.name or str(execution.id)
-
-
-def _outputs(store, executions) -> List[metadata_store_pb2.Artifact]:
-    ids = [e.id for e in executions]
-    events = store.get_events_by_execution_ids(ids) if ids else []
-    output_ids = [ev.artifact_id for ev in events
-                  if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                                 metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    artifacts = store.get_artifacts_by_id(sorted(set(output_ids))) if output_ids else []
-    types = {t.id: t.name for t in store.get_artifact_types()}
-    for a in artifacts:
-        a.type = types.get(a.type_id, "")
-    return artifacts
+def _node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
+    """Execution id -> component id, from the `node` context ("<pipeline>.<component>")."""
+    node_type = store.get_context_type("node")
+    ids = {}
+    for execution in executions:
+        nodes = [c for c in store.get_contexts_by_execution(execution.id)
+                 if c.type_id == node_type.id]
+        ids[execution.id] = nodes[0].name.split(".", 1)[-1] if nodes else \
+            (execution.name or str(execution.id))
+    return ids
 
 
 def _prop(artifact, name):
@@ -155,7 +207,7 @@ def _prop(artifact, name):
     return getattr(value, value.WhichOneof("value"))
 
 
-def _read_artifact(artifact, summary: RunSummary) -> None:
+def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
     if artifact.type == "Examples" and _prop(artifact, "files_seen") is not None:
         summary.files_seen = _prop(artifact, "files_seen")
         summary.ingested = _prop(artifact, "ingested_count")
@@ -163,33 +215,34 @@ def _read_artifact(artifact, summary: RunSummary) -> None:
         summary.rejection_report = os.path.join(artifact.uri, "rejected.csv")
     elif artifact.type == "ModelBlessing":
         summary.blessed = bool(_prop(artifact, "blessed"))
+        # The Evaluator records the Resolver's model, when there was one.
+        summary.had_baseline = _prop(artifact, "baseline_model_id") is not None
     elif artifact.type == "ModelEvaluation":
-        _read_evaluation(artifact.uri, summary)
-    elif artifact.type == "PushedModel" and _prop(artifact, "pushed"):
+        _read_evaluation(artifact.uri, summary, model)
+    elif artifact.type == "PushedModel":
+        _read_push(artifact, summary)
+
+
+def _read_push(artifact, summary: RunSummary) -> None:
+    summary.push_status = _prop(artifact, "push_status")
+    summary.registry_status = _prop(artifact, "registry_status")
+    summary.registry_version = _prop(artifact, "registry_version")
+    summary.registry_error = _prop(artifact, "registry_error")
+    if _prop(artifact, "pushed"):
         summary.pushed_to = _prop(artifact, "pushed_destination")
+        version = _prop(artifact, "pushed_version")
+        summary.pushed_version = int(version) if version else None
 
 
-def _read_evaluation(uri: str, summary: RunSummary) -> None:
-    import tensorflow_model_analysis as tfma  # heavy: only when summarising
+def _read_evaluation(uri: str, summary: RunSummary, model=None) -> None:
+    from pipeline import evaluation  # heavy (TFMA): only when summarising
 
-    result = tfma.load_eval_result(uri)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key != ():
-            continue
-        for model_name, outputs in metrics.items():
-            # outputs: {output_name: {sub_key: {metric: {"doubleValue" | ...}}}}
-            value = outputs.get("", {}).get("", {}).get("accuracy", {})
-            if "doubleValue" in value:
-                summary.accuracy = value["doubleValue"]
-            diff = outputs.get("", {}).get("", {}).get("accuracy - Diff", {})
-            if "doubleValue" in diff:
-                summary.had_baseline = True
-                summary.baseline_accuracy = summary.accuracy - diff["doubleValue"]
-    validation = tfma.load_validation_result(uri)
-    if validation is not None and validation.HasField("validation_details"):
-        summary.had_baseline = summary.had_baseline or bool(
-            validation.validation_details.slicing_details
-            and any(d.num_matching_slices for d in validation.validation_details.slicing_details))
+    result = evaluation.read_evaluation(uri)
+    summary.accuracy = result.metrics.get(evaluation.ACCURACY)
+    summary.baseline_accuracy = result.baseline.get(evaluation.ACCURACY)
+    summary.had_baseline = summary.had_baseline or result.has_baseline
+    labels = evaluation.model_labels(model.uri) if model is not None else []
+    summary.failures = [f.describe(labels) for f in result.failures]
 
 
 def dump_summary(summary: RunSummary, path: str) -> None:

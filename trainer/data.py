@@ -1,5 +1,5 @@
 """input_fn: transformed TFRecords -> decoded (and, for training, augmented) batches."""
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import keras
 import numpy as np
@@ -8,54 +8,55 @@ import tensorflow as tf
 from trainer import features, image_ops
 
 
-def _parse_spec():
-    return {
+def _files(file_patterns: Sequence[str]) -> List[str]:
+    return sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+
+
+def image_dataset(file_patterns: Sequence[str], image_size: int, batch_size: int,
+                  num_classes: Optional[int] = None, shuffle_seed: Optional[int] = None,
+                  augmenter: Optional[keras.Sequential] = None, repeat: bool = False,
+                  shard: bool = True) -> tf.data.Dataset:
+    """(image float [0, 255], label) batches in file order unless `shuffle_seed` is set.
+
+    Labels are ids, or one-hot vectors when `num_classes` is given. `repeat`: endless
+    (for a fixed number of steps per epoch). `shard=False` keeps every example on every
+    worker of a multi-worker strategy (for predictions that must line up with labels).
+    """
+    files = _files(file_patterns)
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle_seed is not None:
+        ds = ds.shuffle(2048, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    spec = {
         features.TRANSFORMED_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
         features.LABEL_ID_KEY: tf.io.FixedLenFeature([], tf.int64),
     }
 
-
-def image_dataset(file_patterns: List[str], image_size: int, batch_size: int,
-                  shuffle_seed: Optional[int] = None,
-                  augmenter: Optional[keras.Sequential] = None) -> tf.data.Dataset:
-    """(image float [0, 255], label_id) batches, one pass over the files.
-
-    `shuffle_seed` set: shuffled (training); None: file order (evaluation, caching).
-    """
-    files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {file_patterns}")
-    ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
-    if shuffle_seed is not None:
-        ds = ds.shuffle(2048, seed=shuffle_seed, reshuffle_each_iteration=True)
-    spec = _parse_spec()
-
     def decode(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
         image = image_ops.decode_and_resize(parsed[features.TRANSFORMED_IMAGE_KEY], image_size)
-        return image, parsed[features.LABEL_ID_KEY]
+        label = parsed[features.LABEL_ID_KEY]
+        return image, (label if num_classes is None else tf.one_hot(label, num_classes))
 
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     if augmenter is not None:
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
+    if not shard:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.OFF
+        ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def labels_of(file_patterns: List[str]) -> np.ndarray:
+def labels_of(file_patterns: Sequence[str]) -> np.ndarray:
     """All label ids in file order (cheap: images are not decoded)."""
-    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    files = _files(file_patterns)
     spec = {features.LABEL_ID_KEY: tf.io.FixedLenFeature([], tf.int64)}
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024).map(
         lambda s: tf.io.parse_example(s, spec)[features.LABEL_ID_KEY])
     return np.concatenate([b.numpy() for b in ds]) if files else np.zeros([0], np.int64)
-
-
-def augmenter(seed: int) -> keras.Sequential:
-    """Train-only augmentation, applied to [0, 255] batches before normalisation."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, seed=seed),
-        keras.layers.RandomZoom(0.1, seed=seed),
-        keras.layers.RandomContrast(0.1, seed=seed),
-    ], name="augment")

@@ -1,0 +1,116 @@
+"""Local pipeline: wall time and peak RSS, fresh and re-run, on the demo and on flowers5.
+
+Each case runs `imgpipe run` in a child process in a fresh home, then again with nothing
+changed. Printed as ratios: against the re-run's own fresh run (measured here), and
+against the naive-TFX anchor measured on this kind of machine (a tiny local run of the
+stock TFX recipe: 328 s, 3.0 GB). Also prints the transformed-examples-to-encoded-bytes
+ratio (images must stay encoded through Transform).
+
+    .venv/bin/python bench/pipeline_bench.py [--cases demo,flowers5] [--keep DIR]
+"""
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IMGPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+NAIVE_ANCHOR = {"wall_s": 328.0, "rss_gb": 3.0}
+GOALS = {"demo": {"wall_s": 120.0, "rss_gb": 2.0, "rerun_s": 60.0}}
+
+CASES: Dict[str, List[str]] = {
+    "demo": ["--config", str(REPO / "pipeline/configs/demo.yaml")],
+    "flowers5": ["--config", str(REPO / "pipeline/configs/demo.yaml"),
+                 "--data", str(SHARED / "images/flowers5_128px"),
+                 "--set", "train.image_size=96", "--set", "train.phase1_epochs=10",
+                 "--set", "train.phase2_epochs=1", "--set", "eval.min_accuracy=0.5"],
+}
+
+
+def measure(cmd: List[str]) -> Dict[str, float]:
+    """Wall time and peak RSS of the whole process tree (Beam may fork workers)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    output: List[str] = []
+    os.set_blocking(proc.stdout.fileno(), False)
+    while proc.poll() is None:
+        try:
+            tree = [parent] + parent.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        chunk = proc.stdout.read()
+        if chunk:
+            output.append(chunk)
+        time.sleep(0.2)
+    output.append(proc.stdout.read() or "")
+    text = "".join(output)
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{text[-3000:]}")
+    return {"wall_s": time.monotonic() - start, "rss_gb": peak / 1e9, "output": text}
+
+
+def transformed_ratio(home: Path) -> float:
+    """Bytes of the transformed TFRecords / encoded bytes of the ingested images."""
+    import tensorflow as tf
+
+    root = home / "pipelines"
+    transformed = sum(os.path.getsize(f) for f in glob.glob(
+        str(root / "*/Transform/transformed_examples/*/*/*.gz")))
+    encoded = 0
+    for f in glob.glob(str(root / "*/ImageExampleGen/examples/*/*/*.gz")):
+        for record in tf.data.TFRecordDataset(f, compression_type="GZIP"):
+            example = tf.train.Example.FromString(record.numpy())
+            encoded += len(example.features.feature["image_bytes"].bytes_list.value[0])
+    return transformed / encoded
+
+
+def run_case(name: str, keep: str) -> Dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix=f"bench_{name}_", dir=keep))
+    cmd = [str(REPO / ".venv/bin/imgpipe"), "run", "--home", str(home), *CASES[name]]
+    fresh = measure(cmd)
+    rerun = measure(cmd)
+    print(f"\n--- {name} (home {home}) ---\n" + fresh["output"].split("== summary ==")[-1].strip())
+    return {"fresh_s": fresh["wall_s"], "fresh_gb": fresh["rss_gb"], "rerun_s": rerun["wall_s"],
+            "rerun_gb": rerun["rss_gb"], "transformed_ratio": transformed_ratio(home)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="demo,flowers5")
+    parser.add_argument("--keep", default=None, help="parent dir for the run homes")
+    args = parser.parse_args()
+    results = {}
+    for name in args.cases.split(","):
+        if name == "flowers5" and not (SHARED / "images/flowers5_128px").is_dir():
+            print(f"skipping flowers5: {SHARED}/images/flowers5_128px not found")
+            continue
+        results[name] = run_case(name, args.keep)
+    print("\ncase      fresh s  peak GB  re-run s  fresh/naive  RSS/naive  re-run/fresh  "
+          "transformed/encoded")
+    for name, r in results.items():
+        print(f"{name:9} {r['fresh_s']:7.1f}  {r['fresh_gb']:7.2f}  {r['rerun_s']:8.1f}  "
+              f"{r['fresh_s'] / NAIVE_ANCHOR['wall_s']:11.2f}  "
+              f"{r['fresh_gb'] / NAIVE_ANCHOR['rss_gb']:9.2f}  "
+              f"{r['rerun_s'] / r['fresh_s']:12.2f}  {r['transformed_ratio']:19.3f}")
+        goal = GOALS.get(name)
+        if goal:
+            print(f"  goals: fresh <= {goal['wall_s']:.0f} s: "
+                  f"{'met' if r['fresh_s'] <= goal['wall_s'] else 'MISSED'}; peak <= "
+                  f"{goal['rss_gb']} GB: {'met' if r['fresh_gb'] <= goal['rss_gb'] else 'MISSED'}; "
+                  f"re-run <= {goal['rerun_s']:.0f} s: "
+                  f"{'met' if r['rerun_s'] <= goal['rerun_s'] else 'MISSED'}; transformed <= 1.1x: "
+                  f"{'met' if r['transformed_ratio'] <= 1.1 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""ImageExampleGen: TFX's FileBasedExampleGen running the image executor.
+
+    example_gen = ImageExampleGen(input_base="data/flowers", data=config.data)
+    example_gen = ImageExampleGen(input_base="data", data=config.data, manifest="labels.csv")
+
+The ingestion knobs travel in custom_config (a google.protobuf.Struct of
+`ingestion_options(...)`), the train/eval split in output_config, hashed on the image id.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from google.protobuf import any_pb2, struct_pb2
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.image_example_gen import executor
+from components.image_example_gen.image_checks import IngestionOptions
+from pipeline.config import DataConfig
+from trainer import features
+
+COMPONENT_ID = "ImageExampleGen"
+FOLDER_PATTERN = "*/*"  # root/<label>/<entry>: what TFX's driver fingerprints
+_GLOB_CHARS = frozenset("*?[]{}")
+
+DataLike = Union[DataConfig, Mapping[str, Any]]
+
+
+def as_data_config(data: DataLike) -> DataConfig:
+    """A validated DataConfig from a DataConfig or a dict of its fields."""
+    config = data if isinstance(data, DataConfig) else DataConfig(**dict(data))
+    config.validate()
+    return config
+
+
+def ingestion_options(data: DataLike, manifest: Optional[str] = None) -> Dict[str, Any]:
+    """The JSON-serialisable custom_config of ImageExampleGen, built from the typed config."""
+    config = as_data_config(data)
+    options = IngestionOptions.from_dict(dataclasses.asdict(config))
+    layout = executor.LAYOUT_MANIFEST if manifest else executor.LAYOUT_FOLDER
+    return {**options.to_dict(), executor.LAYOUT_KEY: layout}
+
+
+def split_source(source: str) -> Tuple[str, Optional[str]]:
+    """DataConfig.source -> (input_base, manifest file name or None)."""
+    if source.lower().endswith(".csv"):
+        return os.path.dirname(source) or ".", os.path.basename(source)
+    return source, None
+
+
+def _custom_config(values: Dict[str, Any]) -> example_gen_pb2.CustomConfig:
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    packed = any_pb2.Any()
+    packed.Pack(struct)
+    return example_gen_pb2.CustomConfig(custom_config=packed)
+
+
+def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-name
+                    manifest: Optional[str] = None) -> FileBasedExampleGen:
+    """ExampleGen over root/<label>/<file> images, or over a CSV manifest in input_base.
+
+    Args:
+      input_base: the class-per-folder root, or the folder holding the manifest (its
+        paths are relative to it).
+      data: pipeline.config.DataConfig, or a dict of its fields.
+      manifest: the manifest's file name inside input_base; None for the folder layout.
+    """
+    if manifest is not None and (os.path.basename(manifest) != manifest
+                                 or _GLOB_CHARS & set(manifest) or not manifest):
+        raise ValueError(f"manifest must be a file name inside input_base without glob "
+                         f"characters, got {manifest!r}")
+    config = as_data_config(data)
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="images", pattern=manifest or FOLDER_PATTERN)])
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name=features.TRAIN_SPLIT,
+                                              hash_buckets=config.train_buckets),
+            example_gen_pb2.SplitConfig.Split(name=features.EVAL_SPLIT,
+                                              hash_buckets=config.eval_buckets),
+        ],
+        partition_feature_name=features.IMAGE_ID_KEY))
+    return FileBasedExampleGen(
+        input_base=input_base,
+        input_config=input_config,
+        output_config=output_config,
+        custom_config=_custom_config(ingestion_options(config, manifest)),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
+    ).with_id(COMPONENT_ID)

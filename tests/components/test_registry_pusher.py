@@ -1,0 +1,276 @@
+"""RegistryPusher: the real executor on tiny SavedModels, a real sqlite MLflow registry."""
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tfx.dsl.components.base import base_executor  # noqa: E402
+from tfx.proto.orchestration import pipeline_pb2  # noqa: E402
+from tfx.types import standard_artifacts  # noqa: E402
+from tfx.utils import import_utils  # noqa: E402
+
+from components.registry_pusher import executor  # noqa: E402
+from pipeline import registry  # noqa: E402
+
+LABELS = ["cat", "dog", "bird"]
+
+
+class _Constant(tf.Module):
+    """A SavedModel with the project's serving signature, returning fixed probabilities."""
+
+    def __init__(self, probabilities: List[float]):
+        super().__init__()
+        self.probabilities = tf.constant([probabilities])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(self, image_bytes):
+        return {"probabilities": tf.tile(self.probabilities, [tf.size(image_bytes), 1])}
+
+
+def _model(root: Path, name: str, artifact_id: int) -> standard_artifacts.Model:
+    """A Model artifact holding a tiny SavedModel (Format-Serving/, labels in assets/)."""
+    serving = root / name / "Format-Serving"
+    module = _Constant([0.7, 0.2, 0.1])
+    tf.saved_model.save(module, str(serving), signatures={"serving_default": module.serve})
+    (serving / "assets").mkdir(exist_ok=True)
+    (serving / "assets" / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    model = standard_artifacts.Model()
+    model.uri = str(root / name)
+    model.id = artifact_id
+    return model
+
+
+def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.Model] = None
+              ) -> standard_artifacts.ModelBlessing:
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(root / f"blessing_{blessed}")
+    blessing.id = 100
+    blessing.set_int_custom_property("blessed", int(blessed))
+    if baseline is not None:
+        blessing.set_string_custom_property("baseline_model_uri", baseline.uri)
+        blessing.set_int_custom_property("baseline_model_id", baseline.id)
+    return blessing
+
+
+def _push(tmp_path: Path, model, blessing, serving_dir: Path, registry_uri: str = "",
+          examples=None) -> standard_artifacts.PushedModel:
+    """Runs the executor once; returns the PushedModel it filled in."""
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed_{len(list(tmp_path.glob('pushed_*')))}")
+    os.makedirs(pushed.uri)
+    inputs: Dict[str, list] = {"model": [model], "model_blessing": [blessing]}
+    if examples is not None:
+        inputs["examples"] = [examples]
+    context = base_executor.BaseExecutor.Context(
+        pipeline_info=pipeline_pb2.PipelineInfo(id="imgpipe"), pipeline_run_id="run-1",
+        unique_id="42")
+    executor.Executor(context).Do(inputs, {"pushed_model": [pushed]}, {
+        "serving_dir": str(serving_dir), "model_name": "pets", "registry_uri": registry_uri,
+        "config_json": json.dumps({"eval": {"min_accuracy": 0.5}, "train": {"seed": 1}}),
+        "config_hash": "abc123"})
+    return pushed
+
+
+def _versions(serving_dir: Path) -> List[str]:
+    return sorted(p.name for p in serving_dir.iterdir()) if serving_dir.exists() else []
+
+
+def _prop(artifact, name):
+    return artifact.get_custom_property(name) if artifact.has_custom_property(name) else None
+
+
+@pytest.fixture(scope="module")
+def registry_uri(tmp_path_factory) -> str:
+    """One sqlite registry for the module (creating its tables takes seconds)."""
+    return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
+
+
+@pytest.fixture()
+def models(tmp_path):
+    return [_model(tmp_path, f"model_{i}", 10 + i) for i in range(2)]
+
+
+# -- blessing and layout -------------------------------------------------------------------
+def test_unblessed_model_is_not_pushed(tmp_path, models):
+    serving = tmp_path / "serving" / "pets"
+    pushed = _push(tmp_path, models[0], _blessing(tmp_path, False), serving)
+    assert _prop(pushed, "pushed") == 0 and _prop(pushed, "push_status") == "not_blessed"
+    assert _versions(serving) == []
+
+
+def test_blessed_model_becomes_the_next_version_with_labels_and_card(tmp_path, models):
+    serving = tmp_path / "serving" / "pets"
+    examples = standard_artifacts.Examples()
+    examples.id = 7
+    for key, value in (("files_seen", 12), ("ingested_count", 10), ("rejected_count", 2)):
+        examples.set_int_custom_property(key, value)
+    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, examples=examples)
+    assert _versions(serving) == ["1"]
+    version = serving / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    assert (version / "labels.txt").read_text().split() == LABELS
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["version"] == 1 and card["serving_path"] == str(version)
+    assert card["labels"] == LABELS and card["config_hash"] == "abc123"
+    assert card["data"] == {"files_seen": 12, "ingested": 10, "rejected": 2}
+    assert card["baseline"] is None and "value thresholds only" in card["thresholds"]["mode"]
+    assert card["lineage"] == {
+        "pipeline_name": "imgpipe", "pipeline_run_id": "run-1", "pusher_execution_id": "42",
+        "model_id": 10, "model_uri": models[0].uri, "blessing_id": 100, "evaluation_id": None,
+        "examples_id": 7}
+    assert _prop(pushed, "pushed") == 1 and _prop(pushed, "pushed_version") == "1"
+    assert _prop(pushed, "pushed_destination") == str(version)
+    assert _prop(pushed, "registry_status") == "disabled"
+    assert json.loads(Path(pushed.uri, "model_card.json").read_text()) == card
+    # The served copy works like the trained one.
+    out = tf.saved_model.load(str(version)).signatures["serving_default"](
+        image_bytes=tf.constant([b"x"]))
+    assert out["probabilities"].shape == (1, 3)
+
+
+def test_same_model_again_is_not_pushed_twice(tmp_path, models):
+    serving = tmp_path / "serving" / "pets"
+    _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    again = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    assert _versions(serving) == ["1"]
+    assert _prop(again, "push_status") == "already_pushed"
+    assert _prop(again, "pushed_version") == "1" and _prop(again, "registry_status") == "unchanged"
+
+
+def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
+    serving = tmp_path / "serving" / "pets"
+    for name in ("1", "7"):
+        (serving / name).mkdir(parents=True)
+        (serving / name / "saved_model.pb").write_bytes(b"someone else's model " + name.encode())
+    # A concurrent push claims 8 between our numbering and our rename: we move on to 9.
+    claimed = []
+
+    def racing_next_version(serving_dir: str) -> int:
+        if not claimed:
+            claimed.append(8)
+            (serving / "8").mkdir()
+            (serving / "8" / "saved_model.pb").write_bytes(b"the racing push")
+            return 8
+        return real_next_version(serving_dir)
+
+    real_next_version = executor.next_version
+    monkeypatch.setattr(executor, "next_version", racing_next_version)
+    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    assert _prop(pushed, "pushed_version") == "9"
+    assert _versions(serving) == ["1", "7", "8", "9"]
+    for name in ("1", "7"):
+        assert (serving / name / "saved_model.pb").read_bytes().endswith(name.encode())
+    assert (serving / "8" / "saved_model.pb").read_bytes() == b"the racing push"
+
+
+# -- atomicity -----------------------------------------------------------------------------
+def test_interrupted_push_publishes_nothing_and_a_rerun_succeeds(tmp_path, models, monkeypatch):
+    serving = tmp_path / "serving" / "pets"
+    seen_by_reader: List[List[str]] = []
+    real_copy = executor._copy_file
+
+    def failing_copy(src: str, dst: str) -> str:
+        # What a reader (TF Serving polling the folder) sees at each step of the copy.
+        seen_by_reader.append([n for n in os.listdir(serving) if n.isdigit()])
+        if len(seen_by_reader) == 3:
+            raise OSError(28, "No space left on device (injected)")
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(executor, "_copy_file", failing_copy)
+    with pytest.raises(OSError, match="injected"):
+        _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    assert len(seen_by_reader) >= 3 and all(v == [] for v in seen_by_reader)
+    assert _versions(serving) == []  # no version, and no staging folder left behind
+
+    monkeypatch.setattr(executor, "_copy_file", real_copy)
+    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    assert _versions(serving) == ["1"] and _prop(pushed, "pushed_version") == "1"
+    copied = {p.relative_to(serving / "1") for p in (serving / "1").rglob("*")}
+    source = Path(models[0].uri, "Format-Serving")
+    assert {p.relative_to(source) for p in source.rglob("*")} <= copied
+
+
+def test_remote_filesystem_push_writes_saved_model_last(tmp_path, models, monkeypatch):
+    order: List[str] = []
+    real_copy_file = executor.io_utils.copy_file
+
+    def recording_copy_file(src: str, dst: str, *args, **kwargs):
+        order.append(os.path.basename(dst))
+        return real_copy_file(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(executor.io_utils, "copy_file", recording_copy_file)
+    card = executor.publish_remote(os.path.join(models[0].uri, "Format-Serving"),
+                                   "ram://serving/pets", {"model_name": "pets"}, LABELS)
+    assert card["serving_path"] == "ram://serving/pets/1"
+    assert tf.io.gfile.exists("ram://serving/pets/1/model_card.json")
+    assert tf.io.gfile.exists("ram://serving/pets/1/variables")
+    assert order[-1] == "saved_model.pb"
+
+
+# -- the registry --------------------------------------------------------------------------
+def test_pushed_versions_are_registered_and_the_newest_is_champion(tmp_path, models,
+                                                                   registry_uri):
+    serving = tmp_path / "serving" / "pets"
+    first = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, registry_uri)
+    second = _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving,
+                   registry_uri)
+    assert [_prop(p, "registry_status") for p in (first, second)] == ["registered"] * 2
+    client = registry.connect(registry_uri)
+    champion = registry.champion(client, "pets")
+    assert champion.version == int(_prop(second, "registry_version"))
+    assert champion.tags[registry.SERVING_VERSION_TAG] == "2"
+    assert champion.tags[registry.SERVING_PATH_TAG] == str(serving / "2")
+    assert champion.tags[registry.PREVIOUS_CHAMPION_TAG] == _prop(first, "registry_version")
+    assert champion.tags["baseline_serving_version"] == "1"
+    assert champion.tags["model_uri"] == models[1].uri
+    run = client.get_run(champion.run_id)
+    assert run.data.params["eval.min_accuracy"] == "0.5"
+    assert client.list_artifacts(champion.run_id, registry.CARD_ARTIFACT_PATH)
+
+
+def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path, models,
+                                                                        registry_uri, caplog):
+    serving = tmp_path / "serving" / "pets-outage"
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the registry's folder should be")
+    broken = "sqlite:///" + str(blocker / "mlflow.db")
+    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, broken)
+    assert _versions(serving) == ["1"] and (serving / "1" / "saved_model.pb").is_file()
+    assert _prop(pushed, "pushed") == 1 and _prop(pushed, "registry_status") == "failed"
+    assert "not_a_folder" in _prop(pushed, "registry_error")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "NOT registered" in logged and "imgpipe registry sync" in logged
+
+    client = registry.connect(registry_uri)
+    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == [1]
+    rows = registry.entries(client, "pets-outage", str(serving))
+    assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [(1, True, [])]
+    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == []
+
+
+# -- compiled by import path ---------------------------------------------------------------
+def test_executors_are_compiled_by_import_path(tmp_path):
+    from tfx.dsl.compiler import compiler
+    from tfx.proto.orchestration import executable_spec_pb2
+
+    from pipeline.config import load_config
+    from pipeline.evaluation import EvaluatorExecutor
+    from pipeline.pipeline import create_pipeline
+
+    config = load_config(overrides=(f"home={tmp_path}",))
+    ir = compiler.Compiler().compile(create_pipeline(config, str(tmp_path / "data")))
+    deployment = pipeline_pb2.IntermediateDeploymentConfig()
+    ir.deployment_config.Unpack(deployment)
+    pusher = executable_spec_pb2.PythonClassExecutableSpec()
+    deployment.executor_specs["Pusher"].Unpack(pusher)
+    evaluator = executable_spec_pb2.BeamExecutableSpec()
+    deployment.executor_specs["Evaluator"].Unpack(evaluator)
+    assert pusher.class_path == "components.registry_pusher.executor.Executor"
+    assert evaluator.python_executor_spec.class_path == "pipeline.evaluation.EvaluatorExecutor"
+    assert import_utils.import_class_by_path(pusher.class_path) is executor.Executor
+    assert import_utils.import_class_by_path(
+        evaluator.python_executor_spec.class_path) is EvaluatorExecutor

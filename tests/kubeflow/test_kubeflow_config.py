@@ -1,0 +1,50 @@
+"""The kubeflow and beam config sections: defaults, partial overrides, profiles."""
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+
+def test_local_beam_args_stay_in_memory_and_kubeflow_defaults_to_worker_processes():
+    beam = load_config().beam
+    assert beam.pipeline_args() == ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+                                    "--direct_num_workers=1"]
+    assert beam.for_kubeflow("reg/imgpipe:1").pipeline_args() == [
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2", "--sdk_container_image=reg/imgpipe:1"]
+
+
+def test_overriding_one_resource_keeps_the_components_other_defaults():
+    resources = load_config(overrides=("kubeflow.resources.trainer.gpu=2",)).kubeflow.resources
+    default = load_config().kubeflow.resources
+    assert resources.trainer.gpu == 2
+    assert (resources.trainer.cpu, resources.trainer.memory_gb) == \
+        (default.trainer.cpu, default.trainer.memory_gb)
+    assert resources.transform == default.transform
+
+
+def test_yaml_sections_merge_the_same_way(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("kubeflow:\n  resources:\n    evaluator: {memory_gb: 12}\n"
+                    "beam:\n  runner: flink\n  flink: {job_endpoint: 'jobserver:8099'}\n")
+    config = load_config(str(path))
+    assert config.kubeflow.resources.evaluator.memory_gb == 12
+    assert config.kubeflow.resources.evaluator.cpu == load_config().kubeflow.resources.evaluator.cpu
+    assert config.beam.pipeline_args()[:2] == ["--runner=PortableRunner",
+                                               "--job_endpoint=jobserver:8099"]
+
+
+@pytest.mark.parametrize("override, field", [
+    ("beam.runner=samza", "beam.runner"),
+    ("beam.kubeflow_direct_running_mode=fast", "beam.kubeflow_direct_running_mode"),
+    ("beam.kubeflow_direct_num_workers=-1", "beam.kubeflow_direct_num_workers"),
+    ("kubeflow.resources.trainer.cpu=0", "kubeflow.resources.trainer.cpu"),
+    ("kubeflow.resources.trainer.gpu_type=gpu", "kubeflow.resources.trainer.gpu_type"),
+    ("kubeflow.resources.tuner.cpu=1", "kubeflow.resources.tuner"),
+    ("kubeflow.pipeline_root=relative/root", "kubeflow.pipeline_root"),
+    ("kubeflow.image=", "kubeflow.image"),
+])
+def test_errors_name_the_field(override, field):
+    overrides = (override, "kubeflow.resources.trainer.gpu=1") if "gpu_type" in override \
+        else (override,)
+    with pytest.raises(ConfigError, match=f"'{field}"):
+        load_config(overrides=overrides)

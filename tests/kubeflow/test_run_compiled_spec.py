@@ -1,0 +1,106 @@
+"""The compiled spec, run: every container task's command and arguments executed on this
+machine (outside containers) in DAG order with KFP-style executor input, on a tiny
+dataset, with run-time parameter values that differ from the compiled defaults.
+
+Resolver tasks are not executed (see local_launcher.py): on this first run they find
+nothing, so the Evaluator runs without a baseline."""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from local_launcher import LocalLauncher
+from pipeline import kubeflow
+from pipeline.config import load_config
+from pipeline.data_source import write_demo_digits
+from pipeline.pipeline import runtime_parameter_values
+
+pytestmark = pytest.mark.slow  # about 10 minutes on 2 cores: nine TFX tasks, each a process
+
+TINY = ("train.backbone=mobilenet_v2", "train.weights=none", "train.image_size=32",
+        "train.phase1_epochs=1", "train.phase2_epochs=1", "train.augment=false",
+        "train.batch_size=32", "registry.enabled=false", "beam.kubeflow_direct_num_workers=1")
+# Compiled defaults a run must override for the assertions below to hold.
+COMPILED = ("data.source=gs://imgpipe-data/not-this-one", "train.top_k=5",
+            "eval.min_accuracy=1.0")
+AT_RUN_TIME = ("train.top_k=1", "eval.min_accuracy=0.0")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("kfp_local")
+    data = Path(write_demo_digits(str(work / "data"), classes=(0, 1)))
+    cluster = (f"kubeflow.pipeline_root={work / 'root'}",
+               f"kubeflow.serving_root={work / 'serving'}")
+    config = kubeflow.cluster_config(load_config(overrides=TINY + COMPILED + cluster))
+    spec = kubeflow.compile_spec(config)["pipelineSpec"]
+    values = runtime_parameter_values(load_config(overrides=TINY + AT_RUN_TIME), str(data))
+    launcher = LocalLauncher(spec, values, work / "tasks")
+    results = launcher.run()
+    for name, result in results.items():
+        print(f"{name}: {result.kind} {result.seconds:.1f} s")
+    return {"results": results, "data": data, "serving": work / "serving", "spec": spec}
+
+
+def _uri(run, task, key):
+    return Path(run["results"][task].outputs[key]["uri"])
+
+
+def test_every_container_task_ran_and_only_the_resolver_tasks_did_not(run):
+    kinds = {name: r.kind for name, r in run["results"].items()}
+    assert set(kinds) == set(run["spec"]["root"]["dag"]["tasks"])
+    assert {n for n, k in kinds.items() if k == "resolver"} == {
+        "latest_blessed_model_resolver-model-blessing-resolver",
+        "latest_blessed_model_resolver-model-resolver"}
+    assert {"ImageExampleGen", "Transform", "Trainer"} <= {
+        n for n, k in kinds.items() if k == "container"}
+
+
+def test_examples_are_readable_and_came_from_the_run_time_data_root(run):
+    examples = _uri(run, "ImageExampleGen", "examples")
+    files = list(examples.glob("Split-*/*.gz"))
+    assert {f.parent.name for f in files} == {"Split-train", "Split-eval"}
+    records = list(tf.data.TFRecordDataset([str(f) for f in files], compression_type="GZIP"))
+    images = sum(1 for p in run["data"].rglob("*.png"))
+    assert len(records) == images
+    example = tf.train.Example.FromString(records[0].numpy())
+    assert example.features.feature  # tf.Example with features
+    metadata = run["results"]["ImageExampleGen"].outputs["examples"]["metadata"]
+    assert metadata["files_seen"] == images and metadata["ingested_count"] == images
+
+
+def test_transform_graph_loads(run):
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(str(_uri(run, "Transform", "transform_graph")))
+    assert output.transformed_feature_spec()
+    assert list(_uri(run, "Transform", "transformed_examples").glob("Split-train/*"))
+
+
+def _png_bytes(run) -> bytes:
+    buf = io.BytesIO()
+    Image.open(next(run["data"].rglob("*.png"))).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_trained_model_loads_and_serves_with_the_run_time_train_config(run):
+    model = tf.saved_model.load(str(_uri(run, "Trainer", "model") / "Format-Serving"))
+    out = model.signatures["serving_default"](image_bytes=tf.constant([_png_bytes(run)]))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (1, 2)
+    np.testing.assert_allclose(probabilities.sum(), 1.0, atol=1e-5)
+    assert out["top_k_class_ids"].shape[-1] == 1  # train.top_k=1 came from the run
+
+
+def test_evaluator_used_the_run_time_thresholds_and_the_model_was_pushed(run):
+    blessing = _uri(run, "Evaluator", "blessing")
+    assert (blessing / "BLESSED").exists(), "min_accuracy=0.0 from the run should bless"
+    pushed = run["results"]["Pusher"].outputs["pushed_model"]["metadata"]
+    assert pushed.get("pushed") in (1, 1.0, True), json.dumps(pushed)
+    versions = list((run["serving"] / "image_classifier").iterdir())
+    assert len(versions) == 1
+    tf.saved_model.load(str(versions[0]))

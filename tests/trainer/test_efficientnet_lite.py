@@ -1,0 +1,285 @@
+"""EfficientNet-Lite0 port: structure vs. the checkpoint, and numerical proof of the weights.
+
+The strongest check is `test_keras_matches_numpy_reference_forward`: an independent NumPy
+forward pass written straight from the raw PyTorch state dict (torch layouts, float64,
+the semantics of the lukemelas-derived implementation the checkpoint came from: TF-"SAME"
+padding, BN eps 1e-3, ReLU6, inputs (x - 127) / 128) must give the same logits as the
+Keras model. A wrong padding mode, eps, kernel layout, stride, skip connection or
+normalisation shows up there as a logit error orders of magnitude above the tolerance;
+`test_reference_catches_symmetric_padding` shows that for the subtlest of these.
+"""
+import time
+from typing import Dict, List
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.lib.stride_tricks import sliding_window_view
+from skimage import data
+
+from trainer import efficientnet_lite as lite
+from trainer.torch_checkpoint import load_state_dict
+
+# Standard ImageNet-1k class indices (no class-name file ships with the installed packages).
+IMAGENET_CLASSES = {
+    281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat",
+    285: "Egyptian cat", 504: "coffee mug", 657: "missile", 665: "moped",
+    670: "motor scooter", 744: "projectile, missile", 812: "space shuttle", 967: "espresso",
+    968: "cup",
+}
+# photo -> classes of which at least one must be in the top 5
+EXPECTED_TOP5 = {
+    "chelsea": {281, 282, 283, 284, 285},
+    "coffee": {967, 968, 504},
+    "rocket": {657, 744, 812},
+    "motorcycle": {665, 670},
+}
+LOGIT_TOLERANCE = 1e-4  # float32 Keras vs float64 NumPy; observed ~5e-6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def weights_cache(tmp_path_factory):
+    """Convert into a private cache dir, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        directory = tmp_path_factory.mktemp("imgpipe_cache")
+        mp.setenv(lite.CACHE_ENV_VAR, str(directory))
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def state_dict() -> Dict[str, np.ndarray]:
+    return load_state_dict(lite.checkpoint_path())
+
+
+@pytest.fixture(scope="module")
+def photos() -> Dict[str, np.ndarray]:
+    """scikit-image photos at 224x224, float [0, 255], resized like trainer.image_ops."""
+    images = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(),
+              "motorcycle": data.stereo_motorcycle()[0], "astronaut": data.astronaut()}
+    size = (lite.DEFAULT_IMAGE_SIZE, lite.DEFAULT_IMAGE_SIZE)
+    return {name: tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear",
+                                  antialias=True).numpy()
+            for name, image in images.items()}
+
+
+@pytest.fixture(scope="module")
+def logits_model() -> keras.Model:
+    return lite.build_efficientnet_lite0(weights="imagenet", classifier_activation=None)
+
+
+# ----------------------------------------------------------- NumPy reference (torch layouts)
+
+# Strides of the 16 blocks, from the lite block strings r1_k3_s11 ... r1_k3_s11: a stage's
+# first block has the stage stride, repeats have 1.
+REFERENCE_STRIDES = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
+
+
+def _tf_same_windows(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """(H, W, C) -> (Ho, Wo, C, k, k) windows with Conv2dStaticSamePadding's padding."""
+    def pad(size: int):
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        return total // 2, total - total // 2
+
+    x = np.pad(x, (pad(x.shape[0]), pad(x.shape[1]), (0, 0)))
+    return sliding_window_view(x, (kernel, kernel), axis=(0, 1))[::stride, ::stride]
+
+
+def _conv(x: np.ndarray, w: np.ndarray, stride: int = 1) -> np.ndarray:  # w: OIHW
+    if w.shape[-1] == 1:
+        return x @ w[:, :, 0, 0].T
+    return np.einsum("hwcij,ocij->hwo", _tf_same_windows(x, w.shape[-1], stride), w,
+                     optimize=True)
+
+
+def _depthwise(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:  # w: (C, 1, k, k)
+    return np.einsum("hwcij,cij->hwc", _tf_same_windows(x, w.shape[-1], stride), w[:, 0],
+                     optimize=True)
+
+
+def reference_forward(sd: Dict[str, np.ndarray], image: np.ndarray,
+                      stop_after_block: int = -1) -> np.ndarray:
+    """Logits (or the output of block `stop_after_block`) for one HWC image in [0, 255]."""
+    sd = {k: v.astype(np.float64) for k, v in sd.items()}
+
+    def bn(x, p):
+        return ((x - sd[f"{p}.running_mean"]) / np.sqrt(sd[f"{p}.running_var"] + 1e-3)
+                * sd[f"{p}.weight"] + sd[f"{p}.bias"])
+
+    def relu6(x):
+        return np.clip(x, 0.0, 6.0)
+
+    x = (image.astype(np.float64) - 127.0) / 128.0
+    x = relu6(bn(_conv(x, sd["_conv_stem.weight"], 2), "_bn0"))
+    for i, stride in enumerate(REFERENCE_STRIDES):
+        p, inputs = f"_blocks.{i}.", x
+        if f"{p}_expand_conv.weight" in sd:
+            x = relu6(bn(_conv(x, sd[f"{p}_expand_conv.weight"]), f"{p}_bn0"))
+        x = relu6(bn(_depthwise(x, sd[f"{p}_depthwise_conv.weight"], stride), f"{p}_bn1"))
+        x = bn(_conv(x, sd[f"{p}_project_conv.weight"]), f"{p}_bn2")
+        if stride == 1 and x.shape == inputs.shape:
+            x = x + inputs
+        if i == stop_after_block:
+            return x
+    x = relu6(bn(_conv(x, sd["_conv_head.weight"]), "_bn1"))
+    return x.mean(axis=(0, 1)) @ sd["_fc.weight"].T + sd["_fc.bias"]
+
+
+def _top5(row: np.ndarray) -> List[int]:
+    return [int(i) for i in np.argsort(-row)[:5]]
+
+
+# --------------------------------------------------------------------------------- tests
+
+def test_block_layout_matches_checkpoint(state_dict):
+    specs = lite.block_specs()
+    assert [s.name for s in specs][:4] == ["block1a", "block2a", "block2b", "block3a"]
+    assert len(specs) == 16 and f"_blocks.{len(specs)}._bn1.weight" not in state_dict
+    for spec in specs:
+        p = f"_blocks.{spec.index}."
+        hidden = spec.in_channels * spec.expand
+        assert state_dict[f"{p}_depthwise_conv.weight"].shape == (hidden, 1, spec.kernel,
+                                                                  spec.kernel)
+        assert state_dict[f"{p}_project_conv.weight"].shape == (spec.out_channels, hidden, 1, 1)
+        assert (f"{p}_expand_conv.weight" in state_dict) == (spec.expand != 1)
+    assert [s.stride for s in specs] == REFERENCE_STRIDES
+
+
+def test_param_count_equals_checkpoint(state_dict):
+    model = lite.build_efficientnet_lite0(weights=None)
+    checkpoint_total = sum(v.size for k, v in state_dict.items()
+                           if not k.endswith("num_batches_tracked"))
+    assert model.count_params() == checkpoint_total == 4_694_024
+
+
+def test_conversion_consumes_every_tensor_exactly_once(state_dict):
+    converted = lite.convert_state_dict(state_dict)
+    model = lite.build_efficientnet_lite0(weights=None)
+    weighted = {layer.name: layer for layer in model.layers if layer.weights}
+    assert set(converted) == set(weighted)
+    for name, arrays in converted.items():
+        assert [a.shape for a in arrays] == [tuple(w.shape) for w in weighted[name].weights]
+    # All keys used (convert_state_dict checks) + equal element totals => none used twice.
+    expected = sum(v.size for k, v in state_dict.items() if not k.endswith("num_batches_tracked"))
+    assert sum(a.size for arrays in converted.values() for a in arrays) == expected
+
+    with pytest.raises(ValueError, match="unused=.*_blocks.16"):
+        lite.convert_state_dict({**state_dict, "_blocks.16._bn1.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match="missing=.*_blocks.3._bn2.running_var"):
+        lite.convert_state_dict({k: v for k, v in state_dict.items()
+                                 if k != "_blocks.3._bn2.running_var"})
+    headless = lite.convert_state_dict(state_dict, include_top=False)
+    assert set(converted) - set(headless) == {lite.CLASSIFIER_LAYER}
+
+
+def test_imagenet_weights_are_converted_once_then_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv(lite.CACHE_ENV_VAR, str(tmp_path))
+    path = tmp_path / lite.CACHE_FILE_NAME
+    start = time.perf_counter()
+    first = lite.build_efficientnet_lite0(weights="imagenet")
+    converted_in = time.perf_counter() - start
+    mtime = path.stat().st_mtime_ns
+    start = time.perf_counter()
+    second = lite.build_efficientnet_lite0(weights="imagenet")
+    cached_in = time.perf_counter() - start
+    assert path.stat().st_mtime_ns == mtime and list(tmp_path.iterdir()) == [path]
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    print(f"build+load: first (converting) {converted_in:.2f}s, cached {cached_in:.2f}s")
+
+
+def test_imagenet_predictions_on_photos(photos):
+    model = lite.build_efficientnet_lite0(weights="imagenet")
+    probabilities = model.predict(np.stack(list(photos.values())), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    top5 = {name: _top5(row) for name, row in zip(photos, probabilities)}
+    for name, row in zip(photos, probabilities):
+        print(name, [(i, IMAGENET_CLASSES.get(i, "?"), round(float(row[i]), 3))
+                     for i in top5[name]])
+    for name, expected in EXPECTED_TOP5.items():
+        assert expected & set(top5[name]), (name, top5[name])
+    assert top5["chelsea"][0] in EXPECTED_TOP5["chelsea"]
+    assert top5["coffee"][0] == 967  # espresso
+
+
+def test_keras_matches_numpy_reference_forward(state_dict, photos, logits_model):
+    """Same logits, hence same top-1/top-5, on every photo."""
+    keras_logits = logits_model.predict(np.stack(list(photos.values())), verbose=0)
+    for (name, image), got in zip(photos.items(), keras_logits):
+        want = reference_forward(state_dict, image)
+        np.testing.assert_allclose(got, want, atol=LOGIT_TOLERANCE, rtol=0, err_msg=name)
+        assert _top5(got) == _top5(want), name
+
+
+def _first_block_output(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    tap = keras.Model(model.input, model.get_layer("block1a_project_bn").output)
+    return tap.predict(image[None], verbose=0)[0]
+
+
+def test_reference_catches_symmetric_padding(state_dict, photos, monkeypatch):
+    """PyTorch-style symmetric k//2 padding (the tempting mistake) must fail the reference.
+
+    Stride-2 convs on even sizes then shift every output by one input pixel; it does not
+    flip these photos' top-1 but lowers every top-1 confidence, and the reference check
+    sees it immediately, already after the first block.
+    """
+    image = photos["chelsea"]
+    want = reference_forward(state_dict, image, stop_after_block=0)
+    right = lite.build_efficientnet_lite0(weights="imagenet")
+    np.testing.assert_allclose(_first_block_output(right, image), want, atol=1e-4, rtol=0)
+
+    monkeypatch.setattr(lite, "_explicit_padding", lambda size, kernel, stride:
+                        (kernel // 2, kernel // 2))
+    wrong = lite.build_efficientnet_lite0(weights="imagenet")
+    assert np.abs(_first_block_output(wrong, image) - want).max() > 0.1
+    probabilities = [m.predict(image[None], verbose=0)[0].max() for m in (right, wrong)]
+    assert probabilities[0] > probabilities[1]
+
+
+def test_normalisation_is_inside_the_model(logits_model, photos):
+    """The TF lite builder's MEAN_RGB 127 / STDDEV_RGB 128, applied by the first layer."""
+    layer = logits_model.get_layer("normalization")
+    np.testing.assert_allclose(layer(np.array([[0.0, 127.0, 255.0]])), [[-127 / 128, 0, 1]],
+                               atol=1e-6)
+    image = photos["coffee"][None]
+    np.testing.assert_allclose(layer(image), lite.preprocess_input(image), atol=1e-6)
+
+
+def test_headless_small_input_loads_imagenet(logits_model):
+    model = lite.build_efficientnet_lite0(input_shape=(64, 64, 3), include_top=False,
+                                          weights="imagenet")
+    assert model.output_shape == (None, 2, 2, lite.HEAD_CHANNELS)
+    assert lite.CLASSIFIER_LAYER not in {layer.name for layer in model.layers}
+    for name in ("stem_conv", "block4c_dwconv", "block7a_project_bn", "top_conv"):
+        for got, want in zip(model.get_layer(name).weights, logits_model.get_layer(name).weights):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    pooled = lite.build_efficientnet_lite0(input_shape=(64, 64, 3), include_top=False,
+                                           pooling="avg", weights="imagenet")
+    assert pooled.output_shape == (None, lite.HEAD_CHANNELS)
+    features = pooled.predict(np.full((1, 64, 64, 3), 128.0, np.float32), verbose=0)
+    assert np.isfinite(features).all()
+
+
+def test_weights_path_loads_keras_weights_file(tmp_path, logits_model):
+    path = tmp_path / "lite0.weights.h5"
+    logits_model.save_weights(path)
+    model = lite.build_efficientnet_lite0(weights=path, classifier_activation=None)
+    for got, want in zip(model.weights, logits_model.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_imagenet_top_requires_1000_classes():
+    with pytest.raises(ValueError, match="num_classes=1000"):
+        lite.build_efficientnet_lite0(num_classes=5, weights="imagenet")
+
+
+def test_top_layer_prefixes_select_the_last_blocks_and_head():
+    model = lite.build_efficientnet_lite0(input_shape=(64, 64, 3), weights=None)
+    top = [layer.name for layer in model.layers if lite.is_top_layer(layer.name)]
+    assert lite.TOP_BLOCK_PREFIXES == ("block6d_", "block7a_", "top_")
+    assert {name.split("_")[0] for name in top} == {"block6d", "block7a", "top"}
+    assert "top_conv" in top and "block6d_expand_conv" in top
+    assert lite.CLASSIFIER_LAYER not in top and "block6c_add" not in top
+    assert lite.top_layer_prefixes(0) == ("top_",)
+    with pytest.raises(ValueError):
+        lite.top_layer_prefixes(17)
