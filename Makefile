@@ -7,13 +7,13 @@ PY310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/vers
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench lock clean-home help compile
+.PHONY: demo test test-slow bench bench-evaluator bench-trainer compile lock clean-home help
 
 help:
 	@echo "make demo       run the full local pipeline on the embedded digits dataset"
 	@echo "make test       run the tests (what CI runs)"
 	@echo "make test-slow  run the slow tests (need ../shared/data)"
-	@echo "make bench      run the benchmarks"
+	@echo "make bench      local pipeline wall time and peak RSS (bench-evaluator, bench-trainer: the others)"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
@@ -40,6 +40,12 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/pipeline_bench.py
+
+bench-evaluator: $(STAMP)
+	$(PY) bench/evaluator_bench.py
+
+bench-trainer: $(STAMP)
+	$(PY) bench/trainer_vs_seed.py
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock

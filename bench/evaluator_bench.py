@@ -6,9 +6,9 @@ the Resolver finds a blessed model (TFMA then runs both and computes the differe
 The e2e dataset is the one tests/conftest.py builds (digits 0-2, 540 files), trained with
 its E2E_OVERRIDES: one local pipeline run in a fresh home, unless --home names a home
 that already has one. Each case then runs the pipeline's Evaluator executor (the real
-one, with this config's EvalConfig) in a child process, --repeat times; the parent polls
-the child's RSS (bench/pipeline_bench.py's measure). Printed per case: the executor's
-own time (Do(), imports excluded), the child's wall time and its peak RSS.
+one, with this config's EvalConfig) in a child process, --repeat times, while the parent
+polls the child's RSS. Printed per case: the executor's own time (Do(), imports
+excluded), the child's wall time and its peak RSS.
 
     .venv/bin/python bench/evaluator_bench.py [--home DIR] [--repeat N]
 """
@@ -22,18 +22,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+from process_stats import measure  # bench/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from pipeline_bench import measure  # noqa: E402
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # as the pipeline runs (children inherit both)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _e2e_helpers():
     """tests/conftest.py, loaded by path: its dataset writer and E2E_OVERRIDES."""
-    spec = importlib.util.spec_from_file_location("imgpipe_conftest", REPO / "tests" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("imgpipe_conftest",
+                                                  REPO / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -53,8 +55,11 @@ def prepare(home: Path) -> Dict[str, str]:
     if not glob.glob(str(root / "Trainer" / "model" / "*")):
         helpers = _e2e_helpers()
         helpers._write_e2e_data(home / "data")
+        from absl import logging as absl_logging
+
         from pipeline.local import run_local
 
+        absl_logging.set_verbosity(absl_logging.ERROR)  # the table, not TFX's logs
         print(f"running the pipeline once in {home} (the e2e dataset) ...", flush=True)
         run_local(_config(home), out=open(os.devnull, "w"))
     newest = lambda pattern: max(glob.glob(str(root / pattern)), key=os.path.getmtime)  # noqa
@@ -63,7 +68,6 @@ def prepare(home: Path) -> Dict[str, str]:
 
 def child(args: argparse.Namespace) -> None:
     """One Evaluator execution, as the pipeline runs it; prints its Do() time."""
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
@@ -93,13 +97,14 @@ def child(args: argparse.Namespace) -> None:
     print(f"blessed={blessed}", flush=True)
 
 
-def run_case(home: Path, artifacts: Dict[str, str], baseline: Optional[str]) -> Dict[str, float]:
-    out = tempfile.mkdtemp(prefix="evaluator_bench_")
-    cmd = [sys.executable, __file__, "--child", "--home", str(home), "--out", out,
-           "--model", artifacts["model"], "--examples", artifacts["examples"]]
-    if baseline:
-        cmd += ["--baseline", baseline]
-    result = measure(cmd)
+def run_case(home: Path, artifacts: Dict[str, str],
+             baseline: Optional[str]) -> Dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="evaluator_bench_") as out:
+        cmd = [sys.executable, __file__, "--child", "--home", str(home), "--out", out,
+               "--model", artifacts["model"], "--examples", artifacts["examples"]]
+        if baseline:
+            cmd += ["--baseline", baseline]
+        result = measure(cmd)
     seconds = [float(line.split("=")[1]) for line in result["output"].splitlines()
                if line.startswith("evaluator_seconds=")]
     if not seconds:

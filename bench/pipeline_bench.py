@@ -11,14 +11,11 @@ ratio (images must stay encoded through Transform).
 import argparse
 import glob
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List
 
-import psutil
+from process_stats import measure  # bench/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IMGPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -32,31 +29,6 @@ CASES: Dict[str, List[str]] = {
                  "--set", "train.image_size=96", "--set", "train.phase1_epochs=10",
                  "--set", "train.phase2_epochs=1", "--set", "eval.min_accuracy=0.5"],
 }
-
-
-def measure(cmd: List[str]) -> Dict[str, float]:
-    """Wall time and peak RSS of the whole process tree (Beam may fork workers)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    parent = psutil.Process(proc.pid)
-    peak = 0
-    output: List[str] = []
-    os.set_blocking(proc.stdout.fileno(), False)
-    while proc.poll() is None:
-        try:
-            tree = [parent] + parent.children(recursive=True)
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        chunk = proc.stdout.read()
-        if chunk:
-            output.append(chunk)
-        time.sleep(0.2)
-    output.append(proc.stdout.read() or "")
-    text = "".join(output)
-    if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{text[-3000:]}")
-    return {"wall_s": time.monotonic() - start, "rss_gb": peak / 1e9, "output": text}
 
 
 def transformed_ratio(home: Path) -> float:

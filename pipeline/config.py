@@ -445,7 +445,8 @@ class PipelineConfig:
         _check(bool(self.home), "home", "a directory path")
         _check(bool(self.model_name) and "/" not in self.model_name, "model_name",
                "a non-empty name without '/'")
-        for section in (self.data, self.train, self.eval, self.beam, self.kubeflow):
+        for section in (self.data, self.train, self.eval, self.registry, self.beam,
+                        self.kubeflow):
             section.validate()
         return self
 

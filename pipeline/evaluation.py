@@ -33,7 +33,7 @@ import tensorflow_model_analysis as tfma
 from absl import logging
 from tensorflow_model_analysis.metrics import (metric_types, metric_util,
                                                multi_class_confusion_matrix_metrics)
-from tfx import v1 as tfx
+from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
@@ -49,6 +49,7 @@ PRECISION, RECALL, F1, AUC = "precision", "recall", "f1_score", "auc"
 PER_CLASS_METRICS = (PRECISION, RECALL, F1, AUC)
 CONFUSION_MATRIX = "multi_class_confusion_matrix_plot"
 OVERALL = "overall"
+EMPTY_VALUE = '""'  # how a slice on an empty feature value (e.g. no source_dir) is named
 AUC_THRESHOLDS = 1000  # one-vs-rest AUC resolution; TFMA's default 10000 costs 10x memory
 LABELS_FILE = "labels.txt"
 
@@ -236,7 +237,7 @@ class EvaluatorExecutor(evaluator_executor.Executor):
                    {**exec_properties, key: proto_utils.proto_to_json(completed)})
 
 
-class Evaluator(tfx.components.Evaluator):
+class Evaluator(evaluator_component.Evaluator):
     """TFX's Evaluator running EvaluatorExecutor (compiled by its import path)."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
@@ -299,7 +300,8 @@ def slice_name(slice_key: Any) -> str:
     for single in slice_key.single_slice_keys:
         kind = single.WhichOneof("kind")
         value = getattr(single, kind) if kind else ""
-        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
+        value = value.decode() if isinstance(value, bytes) else str(value)
+        parts.append(f"{single.column}={value or EMPTY_VALUE}")
     return ", ".join(parts) or OVERALL
 
 

@@ -141,6 +141,7 @@ def _http_error(host: str, status: int, location: Optional[str]) -> KfpError:
 class Connection:
     client: Any  # kfp.Client
     host: str
+    namespace: Optional[str]  # the profile namespace on a multi-user Kubeflow, else None
 
 
 def connect(cli_host: Optional[str], config: PipelineConfig) -> Connection:
@@ -148,14 +149,16 @@ def connect(cli_host: Optional[str], config: PipelineConfig) -> Connection:
     host = resolve_host(cli_host, config)
     auth = resolve_auth()
     health = check_health(host, auth)
-    namespace = config.kubeflow.namespace
+    # A single-user KFP keeps everything in its one namespace: the setting is not sent.
+    namespace = config.kubeflow.namespace if health.get("multi_user") else None
     if health.get("multi_user") and not namespace:
         raise KfpError("this Kubeflow is multi-user: set kubeflow.namespace to your profile "
                        "namespace")
     with warnings.catch_warnings(), _api_errors(host, "connecting"):
         warnings.simplefilter("ignore")  # kfp warns about the server version on every call
         return Connection(kfp_client_module.Client(
-            host=host, namespace=namespace or "kubeflow", **auth.client_kwargs()), host)
+            host=host, namespace=namespace or "kubeflow", **auth.client_kwargs()), host,
+            namespace)
 
 
 @contextlib.contextmanager
@@ -207,21 +210,20 @@ def prepare(conn: Connection, config: PipelineConfig, spec_path: str, digest: st
     version_id = _version_id(conn, pipeline_id, version_name, spec_path, digest)
     with _api_errors(conn.host, f"finding experiment '{config.kubeflow.experiment}'"):
         experiment_id = conn.client.create_experiment(  # gets it when it exists
-            config.kubeflow.experiment, namespace=config.kubeflow.namespace or None
+            config.kubeflow.experiment, namespace=conn.namespace
         ).experiment_id
     return Target(experiment_id, pipeline_id, version_id, version_name)
 
 
 def _pipeline_id(conn: Connection, config: PipelineConfig) -> str:
-    namespace = config.kubeflow.namespace or None
     with _api_errors(conn.host, f"finding pipeline '{config.name}'"):
         found = conn.client.list_pipelines(filter=_equals("display_name", config.name),
-                                           namespace=namespace).pipelines
+                                           namespace=conn.namespace).pipelines
     if found:
         return found[0].pipeline_id
     with _api_errors(conn.host, f"creating pipeline '{config.name}'"):
         return conn.client.pipelines.create_pipeline(body=kfp_server_api.V2beta1Pipeline(
-            display_name=config.name, namespace=namespace,
+            display_name=config.name, namespace=conn.namespace,
             description="imgpipe: fine-tunes an image classifier")).pipeline_id
 
 
@@ -281,7 +283,7 @@ def _experiment_id(conn: Connection, config: PipelineConfig) -> str:
     with _api_errors(conn.host, f"finding experiment '{config.kubeflow.experiment}'"):
         found = conn.client.list_experiments(filter=_equals("display_name",
                                                        config.kubeflow.experiment),
-                                        namespace=config.kubeflow.namespace or None)
+                                        namespace=conn.namespace)
     if not found.experiments:
         raise KfpError(f"no experiment '{config.kubeflow.experiment}' (nothing was "
                        "submitted or scheduled there yet)")
@@ -298,9 +300,13 @@ def list_schedules(conn: Connection, config: PipelineConfig) -> List[str]:
     runs = _recurring_runs(conn, _experiment_id(conn, config))
     if not runs:
         return [f"no recurring runs in experiment '{config.kubeflow.experiment}'"]
-    return [f"{r.recurring_run_id}  {r.display_name}  {r.mode}  "
-            f"cron '{r.trigger.cron_schedule.cron if r.trigger and r.trigger.cron_schedule else '-'}'"
+    return [f"{r.recurring_run_id}  {r.display_name}  {r.mode}  cron '{_cron_of(r)}'"
             for r in runs]
+
+
+def _cron_of(recurring_run: Any) -> str:
+    trigger = recurring_run.trigger
+    return trigger.cron_schedule.cron if trigger and trigger.cron_schedule else "-"
 
 
 _CHANGES = {"pause": "disable_recurring_run", "resume": "enable_recurring_run",

@@ -74,18 +74,20 @@ def _require(ok: bool, name: str, expected: str) -> None:
 # -- compile -----------------------------------------------------------------------------------
 def compile_spec(config: PipelineConfig) -> Dict[str, Any]:
     """The KFP v2 PipelineJob (as a dict) for a cluster_config(); pipelineSpec inside."""
-    from tfx import v1 as tfx
+    # tfx.v1.orchestration.experimental's runner, imported from its module: `tfx.v1` would
+    # also load the Google Cloud extensions.
+    from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
+        KubeflowV2DagRunner, KubeflowV2DagRunnerConfig)
 
     from pipeline.pipeline import create_pipeline, runtime_parameter_values
 
     data_root, manifest = cluster_data_root(config)
     tfx_pipeline = create_pipeline(config, data_root, manifest, runtime_parameters=True)
     tfx_pipeline.pipeline_info.pipeline_root = config.kubeflow.pipeline_root
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            display_name=config.name, default_image=config.kubeflow.image,
-            # Schema 2.1 (parameterType, parameterValues): what the KFP 2.x backend reads.
-            use_pipeline_spec_2_1=True))
+    runner = KubeflowV2DagRunner(config=KubeflowV2DagRunnerConfig(
+        display_name=config.name, default_image=config.kubeflow.image,
+        # Schema 2.1 (parameterType, parameterValues): what the KFP 2.x backend reads.
+        use_pipeline_spec_2_1=True))
     job = runner.run(tfx_pipeline, write_out=False)
     defaults = runtime_parameter_values(config, data_root)
     _finalize(job["pipelineSpec"], config, defaults)

@@ -8,8 +8,8 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher
 
 from pipeline import data_source
@@ -108,7 +108,7 @@ class RunSummary:
 
 def open_store(config: PipelineConfig) -> metadata.Metadata:
     return metadata.Metadata(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+        metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
@@ -119,12 +119,12 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, data_root, manifest,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(
             config.metadata_path))
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
     with progress_lines(out):
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
     return summary
@@ -200,7 +200,8 @@ def _node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dic
     return ids
 
 
-def _prop(artifact, name):
+def artifact_property(artifact: metadata_store_pb2.Artifact, name: str) -> Any:
+    """A custom property's value (int, string...), None when absent."""
     if name not in artifact.custom_properties:
         return None
     value = artifact.custom_properties[name]
@@ -208,15 +209,15 @@ def _prop(artifact, name):
 
 
 def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
-    if artifact.type == "Examples" and _prop(artifact, "files_seen") is not None:
-        summary.files_seen = _prop(artifact, "files_seen")
-        summary.ingested = _prop(artifact, "ingested_count")
-        summary.rejected = _prop(artifact, "rejected_count")
+    if artifact.type == "Examples" and artifact_property(artifact, "files_seen") is not None:
+        summary.files_seen = artifact_property(artifact, "files_seen")
+        summary.ingested = artifact_property(artifact, "ingested_count")
+        summary.rejected = artifact_property(artifact, "rejected_count")
         summary.rejection_report = os.path.join(artifact.uri, "rejected.csv")
     elif artifact.type == "ModelBlessing":
-        summary.blessed = bool(_prop(artifact, "blessed"))
+        summary.blessed = bool(artifact_property(artifact, "blessed"))
         # The Evaluator records the Resolver's model, when there was one.
-        summary.had_baseline = _prop(artifact, "baseline_model_id") is not None
+        summary.had_baseline = artifact_property(artifact, "baseline_model_id") is not None
     elif artifact.type == "ModelEvaluation":
         _read_evaluation(artifact.uri, summary, model)
     elif artifact.type == "PushedModel":
@@ -224,13 +225,13 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
 
 
 def _read_push(artifact, summary: RunSummary) -> None:
-    summary.push_status = _prop(artifact, "push_status")
-    summary.registry_status = _prop(artifact, "registry_status")
-    summary.registry_version = _prop(artifact, "registry_version")
-    summary.registry_error = _prop(artifact, "registry_error")
-    if _prop(artifact, "pushed"):
-        summary.pushed_to = _prop(artifact, "pushed_destination")
-        version = _prop(artifact, "pushed_version")
+    summary.push_status = artifact_property(artifact, "push_status")
+    summary.registry_status = artifact_property(artifact, "registry_status")
+    summary.registry_version = artifact_property(artifact, "registry_version")
+    summary.registry_error = artifact_property(artifact, "registry_error")
+    if artifact_property(artifact, "pushed"):
+        summary.pushed_to = artifact_property(artifact, "pushed_destination")
+        version = artifact_property(artifact, "pushed_version")
         summary.pushed_version = int(version) if version else None
 
 

@@ -10,7 +10,15 @@ from typing import Any, Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
 from google.protobuf import json_format
-from tfx import v1 as tfx
+# Not `from tfx import v1`: it also imports the Google Cloud extensions, which cost about
+# ten seconds of start-up on every local run.
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy)
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.types import Channel, standard_artifacts
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import trainer
@@ -63,7 +71,7 @@ def _parameters(config: PipelineConfig, data_root: str, runtime: bool) -> Dict[s
     if not runtime:
         return {"data_root": data_root, "train_config": trainer_custom_config(config),
                 "eval_config": eval_config(config)}
-    return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
+    return {name: RuntimeParameter(name=name, ptype=str, default=value)
             for name, value in runtime_parameter_values(config, data_root).items()}
 
 
@@ -74,7 +82,7 @@ def _absolute(path: str) -> str:
 
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,
                     metadata_connection_config: Any = None,
-                    runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
+                    runtime_parameters: bool = False) -> tfx_pipeline.Pipeline:
     """The full DAG for `config`, reading images from `data_root` (or its `manifest`).
 
     Runners add what is theirs: the local one an MLMD sqlite connection; on Kubeflow the
@@ -84,29 +92,29 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
     params = _parameters(config, data_root, runtime_parameters)
     example_gen = ImageExampleGen(input_base=params["data_root"], data=config.data,
                                   manifest=manifest)
-    statistics_gen = tfx.components.StatisticsGen(
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=stats_options())
-    schema_gen = tfx.components.SchemaGen(
+    schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 
     code_version = {"code_version": source_fingerprint(trainer)}
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config=code_version, disable_statistics=True)
-    trainer_component = tfx.components.Trainer(
+    trainer_component = Trainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         custom_config=params["train_config"])
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
@@ -125,7 +133,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
 
     components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
                              transform, trainer_component, model_resolver, evaluator, pusher]
-    return tfx.dsl.Pipeline(
+    return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
         components=components,

@@ -258,6 +258,15 @@ def read_card(version_dir: str) -> Dict[str, Any]:
         return json.load(f)
 
 
+def find_published(serving_dir: str, model_uri: str) -> Optional[Tuple[int, str]]:
+    """(version, path) of the version whose model card names model_uri, if any."""
+    for version, path in serving_versions(serving_dir):
+        card = _card_or_empty(path)  # {}: a version pushed by something else
+        if card.get("lineage", {}).get("model_uri") == model_uri:
+            return version, path
+    return None
+
+
 def entries(client: Any, model_name: str, serving_dir: str) -> List[Entry]:
     """Registered versions and pushed folders, joined on the serving version, newest first."""
     aliases: Dict[str, List[str]] = {}
@@ -291,10 +300,14 @@ def _registered_aliases(client: Any, model_name: str) -> Dict[str, str]:
         return {}
 
 
-def _card_or_empty(path: str) -> Dict[str, Any]:
+def _card_or_empty(version_dir: str) -> Dict[str, Any]:
+    path = os.path.join(version_dir, CARD_FILE)
+    gfile = _fs(path)
+    if not (gfile.exists(path) if gfile else os.path.isfile(path)):
+        return {}
     try:
-        return read_card(path)
-    except (OSError, ValueError):
+        return read_card(version_dir)
+    except ValueError:  # not JSON: not a card this project wrote
         return {}
 
 
@@ -411,9 +424,9 @@ def _guarded(func):
         except RegistryError as e:
             print(f"imgpipe registry: {e}")
             return 1
-        except Exception as e:  # MLflow's errors: unreachable server, bad database...
-            if type(e).__module__.startswith("mlflow"):
-                print(f"imgpipe registry: the MLflow registry failed: {e}")
+        except Exception as e:  # unreachable server, unusable database file...
+            if isinstance(e, OSError) or type(e).__module__.startswith("mlflow"):
+                print(f"imgpipe registry: the MLflow registry failed: {type(e).__name__}: {e}")
                 return 1
             raise
     return run

@@ -41,6 +41,7 @@ class RunData:
     eval_files: List[str]
     card: Dict[str, Any]  # the pushed version's model card ({} when nothing was pushed)
     lineage: Dict[str, Any]
+    baseline_version: Optional[int] = None  # serving version of the Resolver's model
 
 
 @dataclasses.dataclass
@@ -67,7 +68,7 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from pipeline import evaluation, local
+    from pipeline import evaluation, local, registry
 
     with local.open_store(config) as m:
         run = local.find_run(m.store, config.name, run_id)
@@ -80,7 +81,7 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
     model_run = artifacts.get(("Trainer", "model_run"))
     examples = artifacts.get(("ImageExampleGen", "examples"))
     pushed = artifacts.get(("Pusher", "pushed_model"))
-    card = (_read_json(os.path.join(pushed.uri, "model_card.json")) if pushed else None) or {}
+    card = (_read_json(os.path.join(pushed.uri, registry.CARD_FILE)) if pushed else None) or {}
     return RunData(
         run_id=run.name,
         summary=local.summarize_latest_run(config, run.name),
@@ -96,7 +97,17 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
                  "model_uri": model.uri, "evaluation_id": evaluated.id,
                  "examples_id": examples.id if examples else None,
                  "pushed_model_id": pushed.id if pushed else None,
-                 "config_hash": card.get("config_hash") or config.fingerprint()})
+                 "config_hash": card.get("config_hash") or config.fingerprint()},
+        baseline_version=_baseline_version(config, artifacts.get(("Evaluator", "blessing"))))
+
+
+def _baseline_version(config: Any, blessing: Any) -> Optional[int]:
+    """The serving version of the model the Evaluator compared with, if it was pushed."""
+    from pipeline import local, registry
+
+    uri = local.artifact_property(blessing, "baseline_model") if blessing else None
+    published = registry.find_published(config.serving_dir, uri) if uri else None
+    return published[0] if published else None
 
 
 def _thumbnail(image_bytes: bytes) -> str:
@@ -131,8 +142,8 @@ def find_misclassified(model_dir: str, files: Sequence[str], labels: Sequence[st
     scanned = errors = 0
     dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP").take(scan).batch(64)
     for records in dataset:
-        top = predict(examples=records)["probabilities"].numpy()
-        for record, probabilities in zip(records.numpy(), top):
+        batch = predict(examples=records)["probabilities"].numpy()
+        for record, probabilities in zip(records.numpy(), batch):
             scanned += 1
             feature = tf.train.Example.FromString(record).features.feature
             truth = feature[features.LABEL_KEY].bytes_list.value[0].decode().strip()
@@ -166,7 +177,9 @@ def _save(fig: Any, path: str, description: Optional[Dict[str, Any]] = None) -> 
 
 
 def plot_training(history: List[Dict[str, Any]], path: str) -> Optional[str]:
-    """Loss and accuracy per epoch across both phases, phase 2's start marked."""
+    """Loss and accuracy per epoch across both phases (history.json as the Trainer writes
+    it: a list of phases with 0-based `epochs`, `history`, `learning_rates`, `best_epoch`);
+    phase 2's start marked, each phase's restored best epoch starred."""
     if not history:
         return None
     plt = _pyplot()
@@ -176,17 +189,27 @@ def plot_training(history: List[Dict[str, Any]], path: str) -> Optional[str]:
             xs, ys = [], []
             for phase in history:
                 values = phase["history"].get(prefix + metric, [])
-                xs += [phase["first_epoch"] + i + 1 for i in range(len(values))]
+                xs += [e + 1 for e in phase["epochs"][:len(values)]]
                 ys += values
             if ys:
                 ax.plot(xs, ys, style, marker="o", markersize=3,
                         label=("validation " if prefix else "train ") + metric)
+        for phase in history:
+            best = phase.get("best_epoch")
+            values = phase["history"].get("val_" + metric, [])
+            if best is not None and best in phase["epochs"][:len(values)]:
+                ax.plot(best + 1, values[phase["epochs"].index(best)], "*", markersize=12,
+                        color="gold", markeredgecolor="black")
         for phase in history[1:]:
-            ax.axvline(phase["first_epoch"] + 0.5, color="grey", linestyle=":")
-            ax.annotate(f"{phase['name']} (lr {phase['learning_rate']:g})",
-                        xy=(phase["first_epoch"] + 0.6, 0.95), xycoords=("data", "axes fraction"),
+            start = phase["epochs"][0] + 1 if phase["epochs"] else None
+            if start is None:
+                continue
+            ax.axvline(start - 0.5, color="grey", linestyle=":")
+            rate = phase["learning_rates"][0] if phase.get("learning_rates") else None
+            ax.annotate(f"{phase['name']}" + (f" (lr {rate:.2g})" if rate else ""),
+                        xy=(start - 0.4, 0.97), xycoords=("data", "axes fraction"),
                         fontsize=8, color="grey", va="top")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (* best, restored)")
         ax.set_title(metric)
         ax.legend(fontsize=8)
     return _save(fig, path)
@@ -228,9 +251,9 @@ def plot_per_class(per_class: Dict[str, Dict[str, float]], path: str) -> Optiona
                [per_class[n].get(metric, 0.0) for n in names], width, label=metric)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=45,
                   ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)  # headroom for the legend above the bars
     ax.set_title("per-class metrics")
-    ax.legend(fontsize=8, ncol=len(PER_CLASS_METRICS))
+    ax.legend(fontsize=8, ncol=len(PER_CLASS_METRICS), loc="upper center")
     return _save(fig, path)
 
 
@@ -325,7 +348,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "")
     body = "".join(
         "<tr>" + "".join(f'<td class="{_cell_class(c)}">{html.escape(str(c))}</td>' for c in r)
         + "</tr>" for r in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    thead = f"<thead><tr>{head}</tr></thead>" if headers else ""
+    return f'<table class="{css}">{thead}<tbody>{body}</tbody></table>'
 
 
 def _cell_class(cell: Any) -> str:
@@ -346,6 +370,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
 td.fail { color: #d93025; font-weight: bold; } td.pass { color: #188038; }
+table.lineage td { text-align: left; }
 img.plot { max-width: 100%; display: block; margin: .5em 0; }
 .gallery { display: flex; flex-wrap: wrap; gap: .6em; }
 .gallery figure { margin: 0; width: 110px; font-size: .78em; text-align: center; }
@@ -410,7 +435,7 @@ def _verdict(data: RunData) -> Tuple[str, str]:
 def _baseline_note(data: RunData) -> str:
     if not data.evaluation.has_baseline and not data.summary.had_baseline:
         return "No baseline yet (value thresholds only): this is the first blessed model."
-    version = (data.card.get("baseline") or {}).get("serving_version")
+    version = data.baseline_version
     where = f" (serving version {version})" if version else ""
     return f"Compared with the latest blessed model{html.escape(where)}: value and change " \
            "thresholds applied."
@@ -437,7 +462,7 @@ def _lineage(data: RunData) -> str:
     rows = [["files seen / ingested / rejected", f"{s.files_seen} / {s.ingested} / {s.rejected}"],
             ["eval examples", _fmt_count(data.evaluation.metrics.get("example_count"))]]
     rows += [[k.replace("_", " "), v] for k, v in data.lineage.items() if v is not None]
-    return _table(["", ""], rows, "lineage")
+    return _table([], rows, "lineage")
 
 
 def _fmt_count(value: Optional[float]) -> str:
@@ -470,7 +495,8 @@ def render(data: RunData, out_dir: str) -> str:
                           f"{'blessed' if data.summary.blessed else 'not blessed'}"),
         run_id=html.escape(data.run_id),
         verdict_class=verdict_class, verdict=verdict,
-        failures="".join(f"<p class='fail'>✗ {html.escape(f)}</p>" for f in data.summary.failures),
+        failures="".join(f"<p class='fail'>✗ {html.escape(f)}</p>"
+                         for f in data.summary.failures),
         baseline_note=_baseline_note(data),
         thresholds=_table(["metric", "class", "threshold", "candidate", "baseline", "diff",
                            "result"], threshold_rows(data)),

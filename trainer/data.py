@@ -15,17 +15,20 @@ def _files(file_patterns: Sequence[str]) -> List[str]:
 def image_dataset(file_patterns: Sequence[str], image_size: int, batch_size: int,
                   num_classes: Optional[int] = None, shuffle_seed: Optional[int] = None,
                   augmenter: Optional[keras.Sequential] = None, repeat: bool = False,
-                  shard: bool = True) -> tf.data.Dataset:
+                  shard: bool = True, num_examples: Optional[int] = None) -> tf.data.Dataset:
     """(image float [0, 255], label) batches in file order unless `shuffle_seed` is set.
 
     Labels are ids, or one-hot vectors when `num_classes` is given. `repeat`: endless
     (for a fixed number of steps per epoch). `shard=False` keeps every example on every
     worker of a multi-worker strategy (for predictions that must line up with labels).
+    `num_examples`, when known, lets Keras count the steps of an epoch up front.
     """
     files = _files(file_patterns)
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if num_examples is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     if shuffle_seed is not None:
         ds = ds.shuffle(2048, seed=shuffle_seed, reshuffle_each_iteration=True)
     if repeat:

@@ -2,14 +2,16 @@
 
 - serving_default(image_bytes: string[batch]): encoded JPEG/PNG bytes as sent (TF
   Serving's REST `{"b64": ...}` form is decoded by the server, not here) ->
-  probabilities, top-k class ids and class names.
+  probabilities, top-k class ids, scores and class names.
 - serving_tf_example(examples: string[batch]): serialized raw tf.Examples -> the same.
 - transform_features(examples): the Transform graph, for TFMA to get labels.
 
 All three decode with `image_ops.decode_batch`, the function training uses. The label
-vocabulary is a constant inside the graph and a file in assets/.
+vocabulary ships inside the model twice: a constant in the graph (for the class names)
+and assets/labels.txt.
 """
 import os
+import tempfile
 from typing import List
 
 import tensorflow as tf
@@ -17,14 +19,17 @@ import tensorflow_transform as tft
 
 from trainer import features, image_ops
 
+LABELS_ASSET = "labels.txt"
+
 
 class ServingModule(tf.Module):
     def __init__(self, model, tft_output: tft.TFTransformOutput, labels: List[str],
-                 image_size: int, top_k: int):
+                 image_size: int, top_k: int, labels_file: str):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
         self.labels = tf.constant(labels)
+        self.labels_asset = tf.saved_model.Asset(labels_file)
         self.image_size = image_size
         self.top_k = min(top_k, len(labels))
         raw_spec = tft_output.raw_feature_spec()
@@ -57,18 +62,24 @@ class ServingModule(tf.Module):
         return self.tft_layer(parsed)
 
 
+def label_names(tft_output: tft.TFTransformOutput) -> List[str]:
+    """The label vocabulary in id order."""
+    return [v.decode() if isinstance(v, bytes) else v
+            for v in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+
+
 def export_saved_model(model, tft_output: tft.TFTransformOutput, image_size: int,
                        export_dir: str, top_k: int = 5) -> str:
-    labels = [v.decode() if isinstance(v, bytes) else v
-              for v in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
-    module = ServingModule(model, tft_output, labels, image_size, top_k)
-    signatures = {
-        "serving_default": module.serve_image_bytes,
-        "serving_tf_example": module.serve_tf_example,
-        "transform_features": module.transform_features,
-    }
-    tf.saved_model.save(module, export_dir, signatures=signatures)
-    tf.io.gfile.makedirs(os.path.join(export_dir, "assets"))
-    with tf.io.gfile.GFile(os.path.join(export_dir, "assets", "labels.txt"), "w") as f:
-        f.write("\n".join(labels) + "\n")
+    labels = label_names(tft_output)
+    with tempfile.TemporaryDirectory() as tmp:
+        labels_file = os.path.join(tmp, LABELS_ASSET)  # copied into assets/ by save()
+        with open(labels_file, "w") as f:
+            f.write("\n".join(labels) + "\n")
+        module = ServingModule(model, tft_output, labels, image_size, top_k, labels_file)
+        signatures = {
+            "serving_default": module.serve_image_bytes,
+            "serving_tf_example": module.serve_tf_example,
+            "transform_features": module.transform_features,
+        }
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

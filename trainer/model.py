@@ -50,6 +50,9 @@ class Split:
     """A model cut in two: `frozen` feeds `trainable`; both share the classifier's layers."""
     frozen: keras.Model  # image -> trainable's inputs
     trainable: keras.Model  # frozen's outputs -> probabilities
+    # frozen's outputs -> the head's input: the part of `trainable` below the head
+    # (for a cut inside the base; None when the cut is the head's input itself)
+    below_head: Optional[keras.Model] = None
 
 
 def build_head(input_shape: Tuple[int, ...], num_classes: int, cfg: TrainConfig
@@ -130,7 +133,7 @@ def unfreeze_top(base: keras.Model, first: int) -> List[str]:
     return unfrozen
 
 
-def _cut_tensors(base: keras.Model, first: int) -> List[keras.KerasTensor]:
+def cut_tensors(base: keras.Model, first: int) -> List[keras.KerasTensor]:
     """The tensors computed below base.layers[first] that the layers from there use."""
     top = base.layers[first:]
     top_ids = {id(layer) for layer in top}
@@ -149,7 +152,7 @@ def split_base(classifier: ImageClassifier, first: int) -> Optional[Split]:
     needs, trainable = those tensors -> probabilities. None when the top needs the base's
     input itself (nothing below it to cache)."""
     base = classifier.base
-    cut = _cut_tensors(base, first)
+    cut = cut_tensors(base, first)
     if any(t is i for t in cut for i in base.inputs):
         return None
     bottom = keras.Model(base.inputs[0], _one_or(cut), name="base_bottom")
@@ -163,8 +166,10 @@ def split_base(classifier: ImageClassifier, first: int) -> Optional[Split]:
     x = InferenceMode(top, name="base_inference")(_one_or(cut_inputs))
     if classifier.pool is not None:
         x = classifier.pool(x)
-    trainable = keras.Model(_one_or(cut_inputs), classifier.head(x), name="trainable_top")
-    return Split(frozen=frozen, trainable=trainable)
+    return Split(
+        frozen=frozen,
+        trainable=keras.Model(_one_or(cut_inputs), classifier.head(x), name="trainable_top"),
+        below_head=keras.Model(_one_or(cut_inputs), x, name="top_features"))
 
 
 def _one_or(tensors: Sequence):

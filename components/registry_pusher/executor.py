@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import tensorflow as tf
 from absl import logging
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -82,31 +83,23 @@ def _copy_file(src: str, dst: str) -> str:
     return dst
 
 
-def _write_file(path: str, text: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
-    if "://" not in path:
-        _fsync(path)
-
-
 def _is_remote(path: str) -> bool:
     return "://" in path
 
 
+def _write_file(path: str, text: str) -> None:
+    if _is_remote(path):
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def next_version(serving_dir: str) -> int:
     return 1 + max([v for v, _ in registry.serving_versions(serving_dir)] or [0])
-
-
-def find_published(serving_dir: str, model_uri: str) -> Optional[Tuple[int, str]]:
-    """The version whose card names model_uri, if any."""
-    for version, path in registry.serving_versions(serving_dir):
-        try:
-            card = registry.read_card(path)
-        except (OSError, ValueError, tf.errors.NotFoundError):
-            continue  # a version pushed by something else: not ours to match
-        if card.get("lineage", {}).get("model_uri") == model_uri:
-            return version, path
-    return None
 
 
 def _stage(model_dir: str, staging: str, labels: List[str]) -> None:
@@ -185,19 +178,23 @@ def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def _named(per_class: Dict[int, Dict[str, float]], labels: List[str]) -> Dict[str, Dict[str, float]]:
+def _named(per_class: Dict[int, Dict[str, float]],
+           labels: List[str]) -> Dict[str, Dict[str, float]]:
     return {labels[i] if i < len(labels) else f"#{i}": values
             for i, values in sorted(per_class.items())}
 
 
 def _baseline(blessing: types.Artifact, result: Optional[evaluation.Evaluation],
               serving_dir: str, labels: List[str]) -> Optional[Dict[str, Any]]:
-    if not blessing.has_custom_property("baseline_model_uri"):
+    # The Evaluator records the Resolver's model on the blessing, when there was one.
+    uri_key = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
+    if not blessing.has_custom_property(uri_key):
         return None
-    uri = blessing.get_string_custom_property("baseline_model_uri")
-    published = find_published(serving_dir, uri)
+    uri = blessing.get_string_custom_property(uri_key)
+    published = registry.find_published(serving_dir, uri)
     return {
-        "model_id": _int_property(blessing, "baseline_model_id"),
+        "model_id": _int_property(blessing,
+                                  evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY),
         "model_uri": uri,
         "serving_version": published[0] if published else None,
         "metrics": result.baseline if result else {},
@@ -282,7 +279,7 @@ class Executor(base_executor.BaseExecutor):
             return
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         serving_dir = exec_properties[SERVING_DIR_KEY]
-        published = find_published(serving_dir, model.uri)
+        published = registry.find_published(serving_dir, model.uri)
         if published is not None:
             logging.info("model %s is already serving version %d: not pushed again",
                          model.uri, published[0])
@@ -304,6 +301,7 @@ class Executor(base_executor.BaseExecutor):
         if context is None:
             return "", None, None
         name = context.pipeline_info.id if context.pipeline_info is not None else ""
+        # Launchers pass the MLMD execution id as the context's unique id (no public getter).
         return name, context.pipeline_run_id, getattr(context, "_unique_id", None)
 
     @staticmethod

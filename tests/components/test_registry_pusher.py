@@ -8,6 +8,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tfx.components.evaluator import constants  # noqa: E402
 from tfx.dsl.components.base import base_executor  # noqa: E402
 from tfx.proto.orchestration import pipeline_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
@@ -51,8 +52,11 @@ def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.M
     blessing.id = 100
     blessing.set_int_custom_property("blessed", int(blessed))
     if baseline is not None:
-        blessing.set_string_custom_property("baseline_model_uri", baseline.uri)
-        blessing.set_int_custom_property("baseline_model_id", baseline.id)
+        # As TFX's Evaluator records the Resolver's model.
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
+                                            baseline.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
+                                         baseline.id)
     return blessing
 
 
@@ -145,7 +149,7 @@ def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
     serving = tmp_path / "serving" / "pets"
     for name in ("1", "7"):
         (serving / name).mkdir(parents=True)
-        (serving / name / "saved_model.pb").write_bytes(b"someone else's model " + name.encode())
+        (serving / name / "saved_model.pb").write_bytes(b"an existing model " + name.encode())
     # A concurrent push claims 8 between our numbering and our rename: we move on to 9.
     claimed = []
 

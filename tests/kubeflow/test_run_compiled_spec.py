@@ -3,7 +3,9 @@ machine (outside containers) in DAG order with KFP-style executor input, on a ti
 dataset, with run-time parameter values that differ from the compiled defaults.
 
 Resolver tasks are not executed (see local_launcher.py): on this first run they find
-nothing, so the Evaluator runs without a baseline."""
+nothing, so the Evaluator runs without a baseline. ImageExampleGen runs as open-source KFP
+runs it (without the lifecycle preCacheCheck hook), and once more after the hook, as
+Vertex AI runs it."""
 import io
 import json
 from pathlib import Path
@@ -19,7 +21,7 @@ from pipeline.config import load_config
 from pipeline.data_source import write_demo_digits
 from pipeline.pipeline import runtime_parameter_values
 
-pytestmark = pytest.mark.slow  # about 10 minutes on 2 cores: nine TFX tasks, each a process
+pytestmark = pytest.mark.slow  # 10-15 minutes on 2 cores: nine TFX task processes
 
 TINY = ("train.backbone=mobilenet_v2", "train.weights=none", "train.image_size=32",
         "train.phase1_epochs=1", "train.phase2_epochs=1", "train.augment=false",
@@ -104,3 +106,15 @@ def test_evaluator_used_the_run_time_thresholds_and_the_model_was_pushed(run):
     versions = list((run["serving"] / "image_classifier").iterdir())
     assert len(versions) == 1
     tf.saved_model.load(str(versions[0]))
+
+
+def test_example_gen_also_runs_after_its_pre_cache_check_hook(run, tmp_path):
+    """Vertex AI runs TFX's span/fingerprint driver (lifecycle.preCacheCheck) before the
+    executor, which then reads the driver's exec properties from the output file."""
+    launcher = LocalLauncher(run["spec"], {"data_root": str(run["data"])}, tmp_path,
+                             run_pre_cache_check=True)
+    result = launcher.run(only=["ImageExampleGen"])["ImageExampleGen"]
+    log = result.log.read_text()
+    assert "Traceback" not in log
+    assert "'input_fingerprint'" in log  # the executor saw the driver's fingerprint
+    assert list(Path(result.outputs["examples"]["uri"]).glob("Split-train/*.gz"))

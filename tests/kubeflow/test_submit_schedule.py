@@ -169,6 +169,13 @@ def test_multi_user_kubeflow_needs_the_namespace(capsys):
         standin.close()
 
 
+def test_single_user_kfp_gets_no_namespace(standin):
+    assert _submit(standin, "kubeflow.namespace=team-vision") == 0
+    (pipeline,) = standin.pipelines.values()
+    (experiment,) = standin.experiments.values()
+    assert not pipeline.get("namespace") and not experiment.get("namespace")
+
+
 def test_submit_refuses_a_pipeline_root_kfp_cannot_use(standin, capsys):
     assert _submit(standin, "kubeflow.pipeline_root=/mnt/pvc/root") == 2
     assert "'kubeflow.pipeline_root'" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""The MLflow registry helpers and `imgpipe registry ...` on a real sqlite registry, with
+model cards in a serving root as the pusher leaves them (no pipeline run needed)."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline import registry
+from pipeline.cli import main as imgpipe
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """One home (and one sqlite registry: creating its tables takes seconds) per module;
+    each test uses its own model name."""
+    return tmp_path_factory.mktemp("registry_home")
+
+
+def _args(home: Path, model: str) -> list:
+    return ["--home", str(home), "--set", f"model_name={model}"]
+
+
+def _publish(home: Path, model: str, version: int, accuracy: float) -> dict:
+    """A version folder with its model card, as RegistryPusher publishes it."""
+    path = home / "serving" / model / str(version)
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"")
+    card = {"model_name": model, "version": version, "serving_path": str(path),
+            "labels": ["a", "b"], "blessed": True,
+            "metrics": {"accuracy": accuracy, "example_count": 10.0},
+            "per_class": {"a": {"recall": 1.0}, "b": {"recall": accuracy}},
+            "baseline": {"serving_version": version - 1, "metrics": {"accuracy": 0.5}}
+            if version > 1 else None,
+            "thresholds": {"mode": "value thresholds only (no baseline yet)"},
+            "data": {"files_seen": 12, "ingested": 10, "rejected": 2},
+            "config_hash": "abc", "params": {"train.seed": 42},
+            "lineage": {"pipeline_name": "imgpipe", "pipeline_run_id": f"run-{version}",
+                        "model_id": 100 + version}}
+    (path / registry.CARD_FILE).write_text(json.dumps(card))
+    return card
+
+
+def _uri(home: Path) -> str:
+    return "sqlite:///" + str(home / "mlflow" / "mlflow.db")
+
+
+def _register(home: Path, model: str, versions: int) -> None:
+    for v in range(1, versions + 1):
+        registry.register(_uri(home), model, _publish(home, model, v, 0.8 + v / 100))
+
+
+def _champion(home: Path, model: str) -> str:
+    version = registry.champion(registry.connect(_uri(home)), model)
+    return version.tags[registry.SERVING_VERSION_TAG]
+
+
+def test_registered_version_carries_metrics_lineage_and_card(home):
+    _register(home, "cards", 2)
+    client = registry.connect(_uri(home))
+    version = registry.champion(client, "cards")
+    assert version.tags[registry.SERVING_VERSION_TAG] == "2"
+    assert version.tags[registry.SERVING_PATH_TAG] == str(home / "serving" / "cards" / "2")
+    assert version.source == version.tags[registry.SERVING_PATH_TAG]  # local store
+    assert version.tags["pipeline_run_id"] == "run-2" and version.tags["model_id"] == "102"
+    assert version.tags["baseline_serving_version"] == "1" and version.tags["blessed"] == "true"
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["accuracy"] == pytest.approx(0.82)
+    assert metrics["recall/b"] == pytest.approx(0.82)
+    assert metrics["accuracy_diff"] == pytest.approx(0.32)
+    assert metrics["data_rejected"] == 2
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, registry.CARD_ARTIFACT_PATH)}
+    assert artifacts == {f"{registry.CARD_ARTIFACT_PATH}/{registry.CARD_FILE}",
+                         f"{registry.CARD_ARTIFACT_PATH}/{registry.LABELS_FILE}"}
+
+
+def test_list_shows_versions_aliases_and_unregistered_pushes(home, capsys):
+    _register(home, "listing", 2)
+    _publish(home, "listing", 3, 0.9)  # pushed while the registry was down
+    assert imgpipe(["registry", "list", *_args(home, "listing")]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [line[:3] for line in lines] == [["3", "-", "NOT"], ["2", "2", "champion"],
+                                           ["1", "1", "0.8100"]]
+    assert "imgpipe registry sync" in out
+    assert imgpipe(["registry", "sync", *_args(home, "listing")]) == 0
+    assert "registered serving versions 3; champion unchanged" in capsys.readouterr().out
+    assert _champion(home, "listing") == "2"
+
+
+def test_promote_and_rollback_move_only_the_alias(home, capsys):
+    _register(home, "moves", 3)
+    serving = home / "serving" / "moves"
+    before = sorted(str(p.relative_to(serving)) for p in serving.rglob("*"))
+    assert imgpipe(["registry", "promote", "1", *_args(home, "moves")]) == 0
+    assert _champion(home, "moves") == "1"
+    assert imgpipe(["registry", "rollback", *_args(home, "moves")]) == 0  # undo the promote
+    assert _champion(home, "moves") == "3"
+    assert imgpipe(["registry", "rollback", *_args(home, "moves")]) == 0  # 3 replaced 2
+    assert _champion(home, "moves") == "2"
+    out = capsys.readouterr().out
+    assert "champion: serving version 3 -> 2" in out and "serving root is unchanged" in out
+    assert sorted(str(p.relative_to(serving)) for p in serving.rglob("*")) == before
+
+
+def test_rollback_of_the_first_champion_is_refused_clearly(home, capsys):
+    _register(home, "single", 1)
+    assert imgpipe(["registry", "rollback", *_args(home, "single")]) == 1
+    assert "was the first champion: nothing to roll back to" in capsys.readouterr().out
+    assert _champion(home, "single") == "1"
+
+
+def test_promote_refuses_unknown_or_deleted_versions(home, capsys):
+    _register(home, "gone", 2)
+    assert imgpipe(["registry", "promote", "9", *_args(home, "gone")]) == 1
+    assert "serving version 9 of 'gone' is not in the registry" in capsys.readouterr().out
+    for f in (home / "serving" / "gone" / "1").iterdir():
+        f.unlink()
+    (home / "serving" / "gone" / "1").rmdir()
+    assert imgpipe(["registry", "promote", "1", *_args(home, "gone")]) == 1
+    assert "is gone: not promoting" in capsys.readouterr().out
+    assert _champion(home, "gone") == "2"
+
+
+def test_show_prints_the_champion_by_default(home, capsys):
+    _register(home, "shown", 2)
+    assert imgpipe(["registry", "show", *_args(home, "shown")]) == 0
+    out = capsys.readouterr().out
+    assert "serving version 2 (champion)" in out and "accuracy: 0.8200" in out
+    assert imgpipe(["registry", "show", "1", *_args(home, "shown")]) == 0
+    assert "registry version 1, serving version 1\n" in capsys.readouterr().out
+
+
+def test_unreachable_registry_is_reported_not_raised(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = imgpipe(["registry", "list", "--home", str(tmp_path),
+                    "--set", f"registry.tracking_uri=sqlite:///{blocker}/mlflow.db"])
+    assert code == 1
+    assert "imgpipe registry:" in capsys.readouterr().out
+
+
+def test_registry_config_defaults_and_errors(tmp_path):
+    from pipeline.config import ConfigError, load_config
+
+    config = load_config(overrides=(f"home={tmp_path}",))
+    assert config.registry_uri == "sqlite:///" + os.path.join(tmp_path, "mlflow", "mlflow.db")
+    assert config.registry_model_name == config.model_name
+    config = load_config(overrides=("registry.tracking_uri=http://mlflow:5000",
+                                    "registry.model_name=flowers"))
+    assert config.registry_uri == "http://mlflow:5000" and config.registry_model_name == "flowers"
+    with pytest.raises(ConfigError, match="'registry.model_name'"):
+        load_config(overrides=("registry.model_name=a/b",))
+    with pytest.raises(ConfigError, match="'eval.min_class_recall'"):
+        load_config(overrides=("eval.min_class_recall=2",))
