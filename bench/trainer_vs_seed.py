@@ -8,8 +8,9 @@ then 1e-4, the same top of the base unfrozen. Per data set:
   base called with training=False, GAP + Dropout + Dense, fit; then unfreeze the top
   layers, recompile at lr/10, fit on (both fits validate every epoch).
 - ours: `trainer.schedule.train_two_phases` on TFRecords in the Transform output's format
-  (the encoded bytes + label id), with the config printed below (train.augment=false:
-  both phases train on cached outputs of their frozen layers).
+  (the encoded bytes + label id), with the config printed below: train.augment=false,
+  so both phases train on cached outputs of their frozen layers. Also with augmentation
+  on (our default): phase 2 then trains on augmented images, validating from the cache.
 - ablation: ours two-phase vs frozen-only (phase 2 off) vs from scratch (the same network
   and head from random weights, every layer trainable, BatchNorm in training mode, for
   the whole epoch budget at 1e-3, on our input pipeline).
@@ -258,6 +259,8 @@ def bench_case(name: str, case: Case, work: Path) -> Dict[str, Run]:
     for label, fn, val_ds in (
             ("seed recipe", seed_run, seed_val),
             ("ours: two-phase", ours(cfg, n, train_rec, val_rec), our_val),
+            ("ours: two-phase, augmented phase 2", ours(
+                dataclasses.replace(cfg, augment=True), n, train_rec, val_rec), our_val),
             ("ours: frozen only", ours(dataclasses.replace(cfg, phase2_epochs=0), n, train_rec,
                                        val_rec), our_val),
             ("from scratch", from_scratch(case, n, train_rec, val_rec), our_val)):

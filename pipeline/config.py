@@ -78,7 +78,7 @@ class TrainConfig:
     image_size: int = 64
     # Global batch size (split across replicas under a distribution strategy).
     batch_size: int = 32
-    # -- head: [conv block] -> pooling -> dense layers -> softmax over the labels ------------
+    # -- head: [conv block] -> pooling -> dense layers -> softmax over the labels ------
     pooling: str = "gap"  # gap | flatten
     # Filters of an extra 3x3 conv + ReLU on the base's feature map (0: none).
     conv_block_filters: int = 0
@@ -86,16 +86,17 @@ class TrainConfig:
     dropout: float = 0.2
     l2: float = 0.0  # L2 penalty on the head's kernels (0: none)
     label_smoothing: float = 0.0
-    # -- phase 1: base frozen, head trained at learning_rate ---------------------------------
+    # -- phase 1: base frozen, head trained at learning_rate ---------------------------
     phase1_epochs: int = 3
     phase1_steps_per_epoch: int = 0  # 0: one pass over the training split per epoch
     learning_rate: float = 1e-3
-    # Train on the frozen part's outputs, computed once, instead of running it every
-    # epoch (phase 1: the whole base; phase 2: the base below the unfrozen top, when
-    # augment is false). Cached training inputs are never augmented.
+    # Train on the outputs of the frozen layers, computed once per image, instead of
+    # running them every epoch (phase 1: the whole base; phase 2: the base below the
+    # unfrozen top, when augment is false). Cached inputs are never augmented, so phase 1
+    # trains without augmentation (see trainer/schedule.py).
     cache_features: bool = True
     feature_cache_max_mb: int = 2048  # a larger cache falls back to running the images
-    # -- phase 2: top of the base unfrozen, learning_rate * phase2_lr_factor --------------
+    # -- phase 2: top of the base unfrozen, learning_rate * phase2_lr_factor -----------
     phase2_epochs: int = 2
     phase2_steps_per_epoch: int = 0
     phase2_lr_factor: float = 0.1
@@ -104,7 +105,7 @@ class TrainConfig:
     # when unfreeze_top_layers > 0. BatchNorm layers always stay frozen.
     unfreeze_from: str = ""
     unfreeze_top_layers: int = 0
-    # -- callbacks (each phase) -------------------------------------------------------------
+    # -- callbacks (each phase) --------------------------------------------------------
     early_stopping_patience: int = 3  # epochs without a lower val_loss (0: never stop)
     # End each phase with the weights of its lowest val_loss (phase 2 keeps phase 1's
     # if it never improves on them).
@@ -115,18 +116,19 @@ class TrainConfig:
     tensorboard: bool = True
     # Weight the loss by inverse class frequency (for imbalanced data).
     class_weighting: bool = False
-    # -- train-only augmentation of [0, 255] images (0 / none disables one transform) ------
+    # -- train-only augmentation of [0, 255] images (0 / none disables one transform) ---
     augment: bool = True
     augment_flip: str = "horizontal"
     augment_rotation: float = 0.05  # fraction of a full turn
     augment_zoom: float = 0.1
     augment_contrast: float = 0.1
-    # -- distribution and export ----------------------------------------------------------
+    # -- distribution and export -------------------------------------------------------
     # auto: MultiWorkerMirrored when TF_CONFIG names a cluster, Mirrored when several
     # GPUs are visible, else the default strategy.
     distribution: str = "auto"
     top_k: int = 5
-    # Also write tflite/model.tflite (decoded [0, 255] pixels -> probabilities).
+    # none, or also write tflite/model.tflite into the exported model (float32, float16
+    # weights or dynamic_range int8 weights): decoded [0, 255] pixels -> probabilities.
     tflite: str = "none"
     seed: int = 42
 

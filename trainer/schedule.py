@@ -7,15 +7,16 @@ phase2_lr_factor, and epoch numbering carries on from phase 1. Each phase has ea
 stopping, ReduceLROnPlateau, best-weights restore (phase 2 keeps phase 1's weights when
 it never beats them on val_loss), checkpoints and TensorBoard logs.
 
-Caching (train.cache_features): in each phase the layers that do not train are a fixed
-function of the image, so their outputs are computed once and only the trainable part
-runs every epoch. Phase 1 caches the base's (pooled) features, phase 2 the base below the
-unfrozen top. The trade-off: a cached input cannot be augmented (an augmented image would
-need fresh features every epoch), so phase 1 trains without augmentation, and phase 2
-caches its training inputs only when train.augment is false. Validation images are never
-augmented, so the evaluation split comes from the cache even while training runs on
-augmented images. A cache above train.feature_cache_max_mb is not built: that phase runs
-on images, as with cache_features=false.
+Caching (train.cache_features): the layers a phase does not train are a fixed function
+of the image, so their outputs are computed once and only the trainable part runs every
+epoch. Before phase 1 the base's bottom (everything below the top phase 2 unfreezes) is
+run once per image; phase 1 trains the head on features computed from that cache by the
+rest of the frozen base, and phase 2 trains the top and the head on the cache itself. The
+trade-off: a cached input cannot be augmented (an augmented image would need fresh
+features every epoch), so phase 1 trains without augmentation, and with train.augment
+phase 2 trains on augmented images while validating from the cache (validation images
+are never augmented). A cache above train.feature_cache_max_mb is not built: that phase
+runs on images, as with cache_features=false.
 
 Call inside the distribution strategy's scope (see strategy.py), where the classifier
 was built.

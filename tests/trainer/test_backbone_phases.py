@@ -6,7 +6,6 @@ functions run eagerly in this module: tracing six large backbones twice each cos
 minutes on two cores, and the Python that runs is the same. test_schedule.py checks the
 same invariants with traced functions, in the cached and uncached modes.
 """
-import keras
 import numpy as np
 import pytest
 

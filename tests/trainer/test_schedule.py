@@ -82,6 +82,19 @@ def test_augmented_phase2_trains_on_images_and_validates_from_the_cache(records,
 
 
 @pytest.mark.usefixtures("eager_steps")
+def test_phase1_features_from_the_bottom_cache_equal_those_from_images(records, examples):
+    cfg = _config(augment=False)
+    classifier = _classifier(cfg, records)
+    bottom = schedule.cache_bottom(classifier, cfg, examples)
+    assert bottom.cache.train is not None and bottom.cache.eval is not None
+    derived = schedule.cache_outputs("phase1", classifier.features, cfg, examples, True,
+                                     (bottom.split.below_head, bottom.cache))
+    direct = schedule.cache_outputs("phase1", classifier.features, cfg, examples, True)
+    for got, want in ((derived.train, direct.train), (derived.eval, direct.eval)):
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("eager_steps")
 def test_no_cache_beyond_the_budget(records, examples):
     cfg = _config(feature_cache_max_mb=0, augment=False)
     classifier = _classifier(cfg, records, calibrate=False)
