@@ -3,7 +3,9 @@
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-PY310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | tail -n 1)
+# A working Python 3.10 (a pyenv shim can exist without the version being active).
+PY310   ?= $(shell for p in $$HOME/.pyenv/versions/3.10.*/bin/python3.10 $$(command -v python3.10); do \
+             "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
