@@ -15,13 +15,12 @@ def _files(file_patterns: Sequence[str]) -> List[str]:
 def image_dataset(file_patterns: Sequence[str], image_size: int, batch_size: int,
                   num_classes: Optional[int] = None, shuffle_seed: Optional[int] = None,
                   augmenter: Optional[keras.Sequential] = None, repeat: bool = False,
-                  shard: bool = True, num_examples: Optional[int] = None) -> tf.data.Dataset:
+                  num_examples: Optional[int] = None) -> tf.data.Dataset:
     """(image float [0, 255], label) batches in file order unless `shuffle_seed` is set.
 
     Labels are ids, or one-hot vectors when `num_classes` is given. `repeat`: endless
-    (for a fixed number of steps per epoch). `shard=False` keeps every example on every
-    worker of a multi-worker strategy (for predictions that must line up with labels).
-    `num_examples`, when known, lets Keras count the steps of an epoch up front.
+    (for a fixed number of steps per epoch). `num_examples`, when known, lets Keras count
+    the steps of an epoch up front.
     """
     files = _files(file_patterns)
     if not files:
@@ -48,11 +47,6 @@ def image_dataset(file_patterns: Sequence[str], image_size: int, batch_size: int
     if augmenter is not None:
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    if not shard:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = \
-            tf.data.experimental.AutoShardPolicy.OFF
-        ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -124,7 +124,7 @@ def cache_bottom(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
     if split is None or not cfg.cache_features:
         return Bottom(first, split, Cache())
     return Bottom(first, split, cache_outputs("phase2", split.frozen, cfg, examples,
-                                       with_train=not cfg.augment))
+                                              with_train=not cfg.augment))
 
 
 def run_phase1(classifier: model_lib.ImageClassifier, cfg: TrainConfig, num_classes: int,
@@ -205,7 +205,8 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
 
 # -- caching ----------------------------------------------------------------------------
 def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: Examples,
-           with_train: bool, source: Optional[Tuple[keras.Model, Cache]] = None) -> Cache:
+                  with_train: bool, source: Optional[Tuple[keras.Model, Cache]] = None
+                  ) -> Cache:
     """`frozen`'s outputs for the eval split (and the train split), within
     train.feature_cache_max_mb. `source` = (model, cache): where the cache holds a split,
     its outputs are `model` applied to the cached arrays instead of `frozen` to images."""
@@ -224,7 +225,7 @@ def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: E
     def outputs(files: List[str], labels: np.ndarray, cached: Optional[Arrays]) -> Arrays:
         if source is not None and cached is not None:
             return _run_frozen(source[0], _array_dataset(cached, cfg.batch_size))
-        images = data.image_dataset(files, cfg.image_size, cfg.batch_size, shard=False,
+        images = data.image_dataset(files, cfg.image_size, cfg.batch_size,
                                     num_examples=len(labels))
         return _run_frozen(frozen, images.map(lambda x, _: x))
 
@@ -236,10 +237,11 @@ def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: E
 
 
 def _run_frozen(model: keras.Model, inputs: tf.data.Dataset) -> Arrays:
-    """model's outputs for every batch, in order (unsharded: every worker computes all).
+    """model's outputs for every batch, in order.
 
-    One traced function for every batch size, where Keras' predict would trace again for
-    the last, smaller batch."""
+    Outside the distribution strategy: every worker computes every example, as each trains
+    on the whole cache. One traced function for every batch size, where Keras' predict
+    would trace again for the last, smaller batch."""
     structure = model.inputs[0] if len(model.inputs) == 1 else tuple(model.inputs)
     spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)
     call = tf.function(lambda x: tf.nest.flatten(model(x, training=False)),

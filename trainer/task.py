@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 
+import keras
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
@@ -27,6 +28,7 @@ def run_fn(fn_args: FnArgs) -> None:
     scratch = None if chief else tempfile.mkdtemp(prefix="imgpipe_worker_")
     log_dir = fn_args.model_run_dir if chief else os.path.join(scratch, "logs")
     export_dir = fn_args.serving_model_dir if chief else os.path.join(scratch, "model")
+    keras.utils.set_random_seed(cfg.seed)  # the head's initial weights too
     with strategy.scope():
         classifier = build_classifier(cfg, num_classes)
         results = schedule.train_two_phases(
