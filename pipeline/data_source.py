@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from components.image_example_gen.component import split_source
 from pipeline.config import DEMO_DATA, ConfigError, PipelineConfig
 
 
@@ -39,8 +40,7 @@ def resolve(config: PipelineConfig) -> Tuple[str, Optional[str]]:
     if source == DEMO_DATA:
         return os.path.abspath(write_demo_digits(config.demo_data_dir)), None
     if source.startswith(("gs://", "s3://")):
-        return (os.path.dirname(source), os.path.basename(source)) \
-            if source.lower().endswith(".csv") else (source, None)
+        return split_source(source)
     path = os.path.abspath(source)
     if source.lower().endswith(".csv"):
         if not os.path.isfile(path):
