@@ -19,12 +19,13 @@ help:
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock requirements-tools.txt setup.py
 	@test -n "$(PY310)" || { echo "imgpipe needs Python 3.10 (TFX 1.16 supports < 3.11): install it, e.g. 'pyenv install 3.10.13'" >&2; exit 1; }
 	@test -x $(PY) || $(PY310) -m venv $(VENV)
 	@test -x $(VENV)/bin/uv || { $(PY) -m ensurepip -q >/dev/null 2>&1; $(PY) -m pip install -q uv==0.13.9; }
 	$(VENV)/bin/uv pip install --python $(PY) -r requirements.lock
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps --target $(VENV)/tools -r requirements-tools.txt
 	@touch $@
 
 demo: $(STAMP)

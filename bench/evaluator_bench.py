@@ -1,7 +1,7 @@
 """Evaluator: wall time and peak memory on the e2e dataset, with 1 model and with 2.
 
 1 model: a first run (no blessed baseline yet). 2 models: candidate + baseline, as when
-the Resolver finds a blessed model (TFMA then runs both and computes the differences).
+LatestBlessedModel finds a blessed model (TFMA then runs both and computes the differences).
 
 The e2e dataset is the one tests/conftest.py builds (digits 0-2, 540 files), trained with
 its E2E_OVERRIDES: one local pipeline run in a fresh home, unless --home names a home
@@ -72,6 +72,7 @@ def child(args: argparse.Namespace) -> None:
     from tfx.utils import proto_utils
 
     from pipeline import evaluation
+    from pipeline.pipeline import beam_pipeline_args
 
     def artifact(cls, uri: str):
         a = cls()
@@ -89,7 +90,7 @@ def child(args: argparse.Namespace) -> None:
     properties = {"eval_config": proto_utils.proto_to_json(evaluation.eval_config(config)),
                   "example_splits": json.dumps(["eval"])}
     executor = evaluation.EvaluatorExecutor()
-    executor._beam_pipeline_args = config.beam.pipeline_args()
+    executor._beam_pipeline_args = beam_pipeline_args(config)
     start = time.monotonic()
     executor.Do(inputs, outputs, properties)
     print(f"evaluator_seconds={time.monotonic() - start:.3f}", flush=True)

@@ -1,7 +1,8 @@
 """TFMA evaluation: the EvalConfig built from the typed config, the Evaluator that
 completes it at run time, and its results read back.
 
-Metrics (candidate, and baseline + difference when the Resolver found a blessed model):
+Metrics (candidate, and baseline + difference when LatestBlessedModel found a blessed
+model other than the candidate itself):
   overall   example_count, accuracy, top_k_accuracy (k = train.top_k, at most the class
             count), the multi-class confusion matrix (a plot, at threshold 0: the argmax)
   per class precision / recall / f1_score of the argmax decision (ArgmaxClassMetric:
@@ -39,6 +40,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils, proto_utils
 
+from components.latest_blessed_model import executor as baseline_executor
 from pipeline.config import PipelineConfig
 from trainer import features
 
@@ -52,6 +54,9 @@ OVERALL = "overall"
 EMPTY_VALUE = '""'  # how a slice on an empty feature value (e.g. no source_dir) is named
 AUC_THRESHOLDS = 1000  # one-vs-rest AUC resolution; TFMA's default 10000 costs 10x memory
 LABELS_FILE = "labels.txt"
+# Blessing custom properties this Evaluator adds when a blessed model exists.
+BASELINE_SERVING_VERSION = "baseline_serving_version"
+BASELINE_IS_CANDIDATE = "baseline_is_candidate"  # 1: nothing was compared
 
 
 # -- the per-class metric ------------------------------------------------------------------
@@ -170,6 +175,8 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                if f != features.LABEL_KEY]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
+            # Said, not guessed: TFMA otherwise tries to load each model with tf_keras first.
+            model_type=tfma.TF_GENERIC,
             signature_name="serving_tf_example",
             preprocessing_function_names=["transform_features"],
             label_key=features.LABEL_ID_KEY,
@@ -220,8 +227,20 @@ def model_labels(model_uri: str) -> List[str]:
     return read_labels(path_utils.serving_model_path(model_uri))
 
 
+def _property(artifact: Any, name: str, default: int) -> int:
+    return artifact.get_int_custom_property(name) if artifact.has_custom_property(name) \
+        else default
+
+
 class EvaluatorExecutor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, after completing the EvalConfig from the models' labels."""
+    """TFX's Evaluator executor, after deciding whether there is a baseline to compare
+    with and completing the EvalConfig from the models' labels.
+
+    LatestBlessedModel's output is compared with unless it found nothing, or found the
+    candidate itself (a re-run whose Trainer was cached: a comparison would be with
+    itself, so the candidate is evaluated alone and change thresholds do not apply). A
+    Model without its properties (e.g. from a TFX Resolver) is always compared with.
+    """
 
     def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
            exec_properties: Dict[str, Any]) -> None:
@@ -231,10 +250,23 @@ class EvaluatorExecutor(evaluator_executor.Executor):
         labels = model_labels(artifact_utils.get_single_uri(
             input_dict[standard_component_specs.MODEL_KEY]))
         baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-        baseline_labels = model_labels(baselines[0].uri) if baselines else None
-        completed = complete_eval_config(config, labels, baseline_labels)
-        super().Do(input_dict, output_dict,
+        baseline = baselines[0] if baselines else None
+        found = baseline is not None and _property(baseline, baseline_executor.FOUND, 1) == 1
+        itself = found and _property(baseline, baseline_executor.SAME_AS_CANDIDATE, 0) == 1
+        inputs = dict(input_dict)
+        if not found or itself:
+            inputs.pop(standard_component_specs.BASELINE_MODEL_KEY, None)
+        completed = complete_eval_config(
+            config, labels, model_labels(baseline.uri) if found and not itself else None)
+        super().Do(inputs, output_dict,
                    {**exec_properties, key: proto_utils.proto_to_json(completed)})
+        if found and baseline.has_custom_property(baseline_executor.SERVING_VERSION):
+            blessing = artifact_utils.get_single_instance(
+                output_dict[standard_component_specs.BLESSING_KEY])
+            blessing.set_int_custom_property(
+                BASELINE_SERVING_VERSION,
+                baseline.get_int_custom_property(baseline_executor.SERVING_VERSION))
+            blessing.set_int_custom_property(BASELINE_IS_CANDIDATE, int(itself))
 
 
 class Evaluator(evaluator_component.Evaluator):

@@ -97,14 +97,18 @@ def compile_spec(config: PipelineConfig) -> Dict[str, Any]:
 
 def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, str]) -> None:
     """What TFX's compiler leaves out: the pipeline root, the runtime parameters' defaults
-    (so a run may omit them) and every container's resources (TFX drops them for
-    FileBasedExampleGen)."""
+    (so a run may omit them), every container's resources (TFX drops them for
+    FileBasedExampleGen) and caching per task (TFX sets it for the whole pipeline)."""
+    from pipeline.pipeline import NEVER_CACHED
+
     spec["defaultPipelineRoot"] = config.kubeflow.pipeline_root
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     for name, value in defaults.items():
         parameters[name].update(defaultValue=value, isOptional=True)
     executors = spec["deploymentSpec"]["executors"]
-    for task in spec["root"]["dag"]["tasks"].values():
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        if name in NEVER_CACHED:
+            task["cachingOptions"] = {"enableCache": False}
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         container = executors[label].get("container")
         if container is not None:

@@ -8,13 +8,14 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import compiler
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher
 
 from pipeline import data_source
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import create_pipeline, without_cache_for
 
 
 @contextlib.contextmanager
@@ -61,7 +62,9 @@ class RunSummary:
     rejection_report: Optional[str] = None
     accuracy: Optional[float] = None
     baseline_accuracy: Optional[float] = None
-    had_baseline: bool = False
+    had_baseline: bool = False  # a blessed model existed (LatestBlessedModel found one)
+    baseline_version: Optional[int] = None  # its serving version
+    baseline_is_candidate: bool = False  # it was this very model: evaluated alone
     blessed: Optional[bool] = None
     failures: List[str] = dataclasses.field(default_factory=list)  # thresholds missed
     pushed_to: Optional[str] = None
@@ -72,16 +75,23 @@ class RunSummary:
     registry_error: Optional[str] = None
     wall_seconds: float = 0.0
 
+    def _baseline(self) -> str:
+        if not self.had_baseline:
+            return "no baseline yet (value thresholds only)"
+        name = f"version {self.baseline_version}" if self.baseline_version else "a model"
+        if self.baseline_is_candidate:
+            return f"baseline {name} is this same model (evaluated alone)"
+        if self.baseline_accuracy is None:
+            return f"baseline {name}"
+        return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
-        base = ("no baseline yet (value thresholds only)" if not self.had_baseline else
-                f"baseline accuracy {self.baseline_accuracy:.4f}"
-                if self.baseline_accuracy is not None else "baseline present")
         return [
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
-            f"eval accuracy: {acc}; {base}",
+            f"eval accuracy: {acc}; {self._baseline()}",
             f"blessed: {'yes' if self.blessed else 'no'}",
             *[f"  failed: {f}" for f in self.failures],
             f"pushed: {self._pushed()}",
@@ -123,8 +133,9 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
             config.metadata_path))
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
+    ir = without_cache_for(compiler.Compiler().compile(pipeline))
     with progress_lines(out):
-        LocalDagRunner().run(pipeline)
+        LocalDagRunner().run_with_ir(ir)
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
     return summary
@@ -215,13 +226,23 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         summary.rejected = artifact_property(artifact, "rejected_count")
         summary.rejection_report = os.path.join(artifact.uri, "rejected.csv")
     elif artifact.type == "ModelBlessing":
-        summary.blessed = bool(artifact_property(artifact, "blessed"))
-        # The Evaluator records the Resolver's model, when there was one.
-        summary.had_baseline = artifact_property(artifact, "baseline_model_id") is not None
+        _read_blessing(artifact, summary)
     elif artifact.type == "ModelEvaluation":
         _read_evaluation(artifact.uri, summary, model)
     elif artifact.type == "PushedModel":
         _read_push(artifact, summary)
+
+
+def _read_blessing(artifact, summary: RunSummary) -> None:
+    from pipeline import evaluation  # heavy (TFMA): only when summarising
+
+    summary.blessed = bool(artifact_property(artifact, "blessed"))
+    summary.baseline_version = artifact_property(artifact, evaluation.BASELINE_SERVING_VERSION)
+    summary.baseline_is_candidate = bool(
+        artifact_property(artifact, evaluation.BASELINE_IS_CANDIDATE))
+    # TFX's Evaluator records a compared baseline's id; ours its serving version.
+    summary.had_baseline = summary.baseline_version is not None or \
+        artifact_property(artifact, "baseline_model_id") is not None
 
 
 def _read_push(artifact, summary: RunSummary) -> None:

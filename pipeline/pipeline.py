@@ -1,7 +1,7 @@
 """create_pipeline(config): the one DAG every runner uses. Pure: builds, runs nothing.
 
 ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
--> Resolver (latest blessed model) -> Evaluator -> Pusher
+-> LatestBlessedModel (the baseline) -> Evaluator -> Pusher
 """
 import hashlib
 import json
@@ -13,20 +13,23 @@ from google.protobuf import json_format
 # Not `from tfx import v1`: it also imports the Google Cloud extensions, which cost about
 # ten seconds of start-up on every local run.
 from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy)
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.data_types import RuntimeParameter
-from tfx.types import Channel, standard_artifacts
+from tfx.proto.orchestration import pipeline_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import trainer
 from components.image_example_gen.component import ImageExampleGen
+from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import Evaluator, eval_config
 from trainer import features
+
+BASELINE_ID = "LatestBlessedModel"
+# Nodes whose answer depends on the world, not on their inputs: never taken from the cache
+# (TFX sets caching per pipeline; the runners apply this per node).
+NEVER_CACHED = (BASELINE_ID,)
 
 
 def source_fingerprint(package: Any) -> str:
@@ -75,6 +78,21 @@ def _parameters(config: PipelineConfig, data_root: str, runtime: bool) -> Dict[s
             for name, value in runtime_parameter_values(config, data_root).items()}
 
 
+PROJECT_SETUP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "setup.py")
+
+
+def beam_pipeline_args(config: PipelineConfig) -> List[str]:
+    """The Beam profile's flags and, unless an SDK image carries the code, this project's
+    setup.py: what a staging runner (Dataflow) must ship to its workers. Without any such
+    flag TFX packages its own sources at every Beam component (~1.5 s each), which no
+    runner here uses: the direct runner stages nothing, remote workers need this project."""
+    args = config.beam.pipeline_args()
+    if not config.beam.sdk_container_image and os.path.isfile(PROJECT_SETUP):
+        args.append(f"--setup_file={PROJECT_SETUP}")
+    return args
+
+
 def _absolute(path: str) -> str:
     """Local paths made absolute (components may run elsewhere than the cwd); URIs kept."""
     return path if "://" in path else os.path.abspath(path)
@@ -111,32 +129,38 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         schema=schema_gen.outputs["schema"],
         custom_config=params["train_config"])
 
-    model_resolver = Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    serving_dir = _absolute(config.serving_dir)
+    baseline = LatestBlessedModel(
+        model=trainer_component.outputs["model"], serving_dir=serving_dir).with_id(BASELINE_ID)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer_component.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline.outputs["baseline_model"],
         eval_config=params["eval_config"])
     pusher = RegistryPusher(
         model=trainer_component.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         model_evaluation=evaluator.outputs["evaluation"],
         examples=example_gen.outputs["examples"],
-        serving_dir=_absolute(config.serving_dir), model_name=config.registry_model_name,
+        serving_dir=serving_dir, model_name=config.registry_model_name,
         registry_uri=config.registry_uri if config.registry.enabled else "",
         config=config.to_dict(), config_hash=config.fingerprint(),
     ).with_id("Pusher")
 
     components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
-                             transform, trainer_component, model_resolver, evaluator, pusher]
+                             transform, trainer_component, baseline, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=config.beam.pipeline_args())
+        beam_pipeline_args=beam_pipeline_args(config))
+
+
+def without_cache_for(ir: pipeline_pb2.Pipeline, node_ids=NEVER_CACHED) -> pipeline_pb2.Pipeline:
+    """The compiled pipeline with caching turned off for node_ids (the local runner's IR)."""
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in node_ids:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return ir

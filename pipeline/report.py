@@ -5,7 +5,7 @@ plots beside it as PNGs and the numbers shown in report.json:
 
   verdict             blessed or not, every threshold with candidate / baseline / diff
                       and pass or fail, what was pushed and registered
-  baseline_comparison.png   candidate vs baseline (when the Resolver found one)
+  baseline_comparison.png   candidate vs baseline (when there was one to compare)
   training_curves.png loss and accuracy of both phases, the phase boundary marked
   confusion_matrix.png      TFMA's counts (also in the PNG's "Description" text chunk)
   per_class.png       precision / recall / F1 / AUC per class, and the same as a table
@@ -41,7 +41,7 @@ class RunData:
     eval_files: List[str]
     card: Dict[str, Any]  # the pushed version's model card ({} when nothing was pushed)
     lineage: Dict[str, Any]
-    baseline_version: Optional[int] = None  # serving version of the Resolver's model
+    baseline_version: Optional[int] = None  # serving version of the blessed model found
 
 
 @dataclasses.dataclass
@@ -98,16 +98,15 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
                  "examples_id": examples.id if examples else None,
                  "pushed_model_id": pushed.id if pushed else None,
                  "config_hash": card.get("config_hash") or config.fingerprint()},
-        baseline_version=_baseline_version(config, artifacts.get(("Evaluator", "blessing"))))
+        baseline_version=_baseline_version(artifacts.get(("Evaluator", "blessing"))))
 
 
-def _baseline_version(config: Any, blessing: Any) -> Optional[int]:
-    """The serving version of the model the Evaluator compared with, if it was pushed."""
-    from pipeline import local, registry
+def _baseline_version(blessing: Any) -> Optional[int]:
+    """The serving version of the blessed model the Evaluator found, if any."""
+    from pipeline import local
+    from pipeline.evaluation import BASELINE_SERVING_VERSION
 
-    uri = local.artifact_property(blessing, "baseline_model") if blessing else None
-    published = registry.find_published(config.serving_dir, uri) if uri else None
-    return published[0] if published else None
+    return local.artifact_property(blessing, BASELINE_SERVING_VERSION) if blessing else None
 
 
 def _thumbnail(image_bytes: bytes) -> str:
@@ -437,6 +436,9 @@ def _baseline_note(data: RunData) -> str:
         return "No baseline yet (value thresholds only): this is the first blessed model."
     version = data.baseline_version
     where = f" (serving version {version})" if version else ""
+    if data.summary.baseline_is_candidate:
+        return f"The latest blessed model{html.escape(where)} is this model itself: it was " \
+            "evaluated alone (value thresholds only) and is not pushed again."
     return f"Compared with the latest blessed model{html.escape(where)}: value and change " \
            "thresholds applied."
 

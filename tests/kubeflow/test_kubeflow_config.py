@@ -13,6 +13,22 @@ def test_local_beam_args_stay_in_memory_and_kubeflow_defaults_to_worker_processe
         "--direct_num_workers=2", "--sdk_container_image=reg/imgpipe:1"]
 
 
+def test_the_pipelines_beam_args_spare_tfx_packaging_itself_at_every_component():
+    """TFX builds an sdist of its own sources for each Beam component unless the args name
+    the code's provenance; locally they name this project's setup.py (a staging runner's
+    workers need it), and with an SDK image they name the image."""
+    from tfx.utils import dependency_utils
+
+    from pipeline.pipeline import PROJECT_SETUP, beam_pipeline_args
+
+    local = beam_pipeline_args(load_config())
+    assert local[-1] == f"--setup_file={PROJECT_SETUP}"
+    with_image = beam_pipeline_args(load_config(overrides=("beam.sdk_container_image=r/i:1",)))
+    assert not any(a.startswith("--setup_file") for a in with_image)
+    for args in (local, with_image):
+        assert dependency_utils.make_beam_dependency_flags(args) == args  # no --extra_package
+
+
 def test_overriding_one_resource_keeps_the_components_other_defaults():
     resources = load_config(overrides=("kubeflow.resources.trainer.gpu=2",)).kubeflow.resources
     default = load_config().kubeflow.resources

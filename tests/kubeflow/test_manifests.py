@@ -2,6 +2,7 @@
 schemas (offline, strict), and every pod follows the security rules."""
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline import kubeflow
 from pipeline.config import load_config
 
 KUBERNETES = Path(__file__).resolve().parents[2] / "kubernetes"
+TOOLS = Path(sys.prefix) / "tools"  # `make` installs requirements-tools.txt there
 OVERLAYS = ("dev", "prod")
 # Kubernetes versions to validate against: the oldest with CronJob.spec.timeZone GA, and
 # the newest the schema package ships.
@@ -51,7 +53,9 @@ def _kinds(docs, kind):
 
 
 def test_overlay_validates_against_the_kubernetes_schemas(rendered):
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    if str(TOOLS) not in sys.path:
+        sys.path.append(str(TOOLS))  # last: the venv's own packages keep precedence
+    import kubernetes_validate
     overlay, docs = rendered
     assert {d["kind"] for d in docs} == {"Namespace", "ServiceAccount", "Role", "RoleBinding",
                                          "ConfigMap", "CronJob"}

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+              "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"}
 UPSTREAM = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
             "Trainer"}
 
@@ -15,7 +15,7 @@ UPSTREAM = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
 def test_first_run_executes_every_component_once(e2e):
     executions = e2e["first"].executions
     assert set(executions) == COMPONENTS
-    assert {executions[c] for c in COMPONENTS - {"latest_blessed_model_resolver"}} == {"COMPLETE"}
+    assert {executions[c] for c in COMPONENTS} == {"COMPLETE"}
 
 
 def test_every_file_is_ingested_or_rejected(e2e):
@@ -59,8 +59,13 @@ def test_pushed_model_serves_encoded_bytes(e2e):
     assert out["top_k_class_ids"].numpy()[0][0] == np.argmax(probabilities[0])
 
 
-def test_rerun_is_cached_upstream_and_finds_the_baseline(e2e):
+def test_rerun_is_cached_upstream_and_finds_the_first_model_as_baseline(e2e):
     second = e2e["second"]
     assert {second.executions[c] for c in UPSTREAM} == {"CACHED"}
-    assert second.had_baseline is True
-    assert second.baseline_accuracy == pytest.approx(e2e["first"].accuracy)
+    # The baseline lookup is never cached: it found what the first run pushed, which is
+    # the very model the cached Trainer hands on, so that model was evaluated alone.
+    assert second.executions["LatestBlessedModel"] == "COMPLETE"
+    assert second.had_baseline is True and second.baseline_version == 1
+    assert second.baseline_is_candidate is True
+    assert second.accuracy == pytest.approx(e2e["first"].accuracy)
+    assert "baseline version 1 is this same model" in "\n".join(second.lines())

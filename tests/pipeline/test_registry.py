@@ -153,3 +153,19 @@ def test_registry_config_defaults_and_errors(tmp_path):
         load_config(overrides=("registry.model_name=a/b",))
     with pytest.raises(ConfigError, match="'eval.min_class_recall'"):
         load_config(overrides=("eval.min_class_recall=2",))
+
+
+def test_new_sqlite_registries_start_from_one_cached_empty_database(tmp_path, monkeypatch):
+    from pipeline import user_cache
+
+    monkeypatch.setenv(user_cache.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    first = registry.connect(f"sqlite:///{tmp_path}/a/mlflow.db")
+    assert len(list((tmp_path / "cache").glob("mlflow-*-empty.db"))) == 1
+    second = registry.connect(f"sqlite:///{tmp_path}/b/mlflow.db")
+    for client in (first, second):
+        # MLflow's own default experiment, made on first use as in a new database.
+        assert [(e.experiment_id, e.name) for e in client.search_experiments()] == \
+            [("0", "Default")]
+    first.create_registered_model("only_in_a")
+    assert [m.name for m in first.search_registered_models()] == ["only_in_a"]
+    assert second.search_registered_models() == []

@@ -18,6 +18,7 @@ import tensorflow as tf
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import data
 
+from pipeline import user_cache
 from trainer import efficientnet_lite as lite
 from trainer.torch_checkpoint import load_state_dict
 
@@ -43,7 +44,7 @@ def weights_cache(tmp_path_factory):
     """Convert into a private cache dir, never the user's ~/.cache."""
     with pytest.MonkeyPatch.context() as mp:
         directory = tmp_path_factory.mktemp("imgpipe_cache")
-        mp.setenv(lite.CACHE_ENV_VAR, str(directory))
+        mp.setenv(user_cache.CACHE_ENV_VAR, str(directory))
         yield directory
 
 
@@ -173,7 +174,7 @@ def test_conversion_consumes_every_tensor_exactly_once(state_dict):
 
 
 def test_imagenet_weights_are_converted_once_then_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv(lite.CACHE_ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(user_cache.CACHE_ENV_VAR, str(tmp_path))
     path = tmp_path / lite.CACHE_FILE_NAME
     start = time.perf_counter()
     first = lite.build_efficientnet_lite0(weights="imagenet")

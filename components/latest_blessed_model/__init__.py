@@ -1,0 +1,1 @@
+"""LatestBlessedModel: the Evaluator's baseline, found by a container like any other step."""

@@ -1,0 +1,82 @@
+"""LatestBlessedModel executor: the newest version in the serving directory, as a Model.
+
+The Pusher publishes only blessed models, so the newest version under <serving_dir> is the
+latest blessed model. It is read from the serving directory rather than from ML Metadata
+so that the same step works on every runner: the open-source Kubeflow Pipelines backend
+does not run TFX's metadata-query Resolver.
+
+Output `baseline_model` (Model), its custom properties:
+  found              1 when a version exists (0 on the first run: nothing to compare with)
+  serving_version    the version's number
+  serving_path       its folder
+  source_model_uri   the Trainer output it was pushed from (from its model card; "" for a
+                     version pushed by something else)
+  same_as_candidate  1 when that is the candidate itself (a re-run whose Trainer was
+                     cached): there is nothing to compare, and nothing is copied
+Otherwise the version's SavedModel is copied to <uri>/Format-Serving, the layout of a
+Trainer's Model: the evaluation stays reproducible if the version is later deleted.
+"""
+import os
+import re
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from pipeline import registry
+
+MODEL_KEY = "model"  # the candidate
+BASELINE_MODEL_KEY = "baseline_model"
+SERVING_DIR_KEY = "serving_dir"
+
+FOUND = "found"
+SERVING_VERSION = "serving_version"
+SERVING_PATH = "serving_path"
+SOURCE_MODEL_URI = "source_model_uri"
+SAME_AS_CANDIDATE = "same_as_candidate"
+# What the Pusher adds to a version beside the SavedModel.
+NOT_SAVED_MODEL = (registry.CARD_FILE, registry.LABELS_FILE)
+
+
+def _card(version_dir: str) -> Dict[str, Any]:
+    try:
+        return registry.read_card(version_dir)
+    except (OSError, ValueError) as e:  # a version pushed by something else
+        logging.warning("no readable model card in %s (%s)", version_dir, e)
+        return {}
+
+
+class Executor(base_executor.BaseExecutor):
+    """Finds the newest serving version and hands it on as the baseline Model."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        baseline = artifact_utils.get_single_instance(output_dict[BASELINE_MODEL_KEY])
+        candidate = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+        serving_dir = exec_properties[SERVING_DIR_KEY]
+        newest = next(registry.serving_versions(serving_dir), None)
+        if newest is None:
+            logging.info("no blessed model in %s yet: the candidate is evaluated alone",
+                         serving_dir)
+            baseline.set_int_custom_property(FOUND, 0)
+            return
+        version, path = newest
+        source = _card(path).get("lineage", {}).get("model_uri", "")
+        same = source == candidate.uri
+        baseline.set_int_custom_property(FOUND, 1)
+        baseline.set_int_custom_property(SERVING_VERSION, version)
+        baseline.set_string_custom_property(SERVING_PATH, path)
+        baseline.set_string_custom_property(SOURCE_MODEL_URI, source)
+        baseline.set_int_custom_property(SAME_AS_CANDIDATE, int(same))
+        if same:
+            logging.info("the newest blessed model, version %d, is the candidate itself", version)
+            return
+        top_level_extras = [f"^{re.escape(os.path.join(path, name))}$" for name in NOT_SAVED_MODEL]
+        io_utils.copy_dir(path, path_utils.serving_model_dir(baseline.uri),
+                          deny_regex_patterns=top_level_extras)
+        logging.info("baseline: version %d (%s)", version, path)
