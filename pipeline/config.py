@@ -357,13 +357,13 @@ class ComponentResources:
     """Per component (snake_case of its id)."""
     image_example_gen: ResourceConfig = _resources(2, 4)
     statistics_gen: ResourceConfig = _resources(2, 4)
-    schema_gen: ResourceConfig = _resources(0.5, 1)
+    schema_gen: ResourceConfig = _resources(0.5, 2)
     example_validator: ResourceConfig = _resources(0.5, 2)
     transform: ResourceConfig = _resources(2, 8)
     trainer: ResourceConfig = _resources(4, 16)
-    latest_blessed_model: ResourceConfig = _resources(0.5, 1)
+    latest_blessed_model: ResourceConfig = _resources(0.5, 2)
     evaluator: ResourceConfig = _resources(2, 8)
-    pusher: ResourceConfig = _resources(0.5, 1)
+    pusher: ResourceConfig = _resources(0.5, 2)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
