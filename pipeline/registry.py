@@ -27,6 +27,7 @@ from pipeline import user_cache
 CHAMPION = "champion"
 CARD_FILE = "model_card.json"
 LABELS_FILE = "labels.txt"
+SAVED_MODEL_FILE = "saved_model.pb"  # pushed last to object stores: marks a complete version
 # Model version tags.
 SERVING_VERSION_TAG = "serving_version"
 SERVING_PATH_TAG = "serving_path"

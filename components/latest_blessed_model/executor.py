@@ -3,7 +3,9 @@
 The Pusher publishes only blessed models, so the newest version under <serving_dir> is the
 latest blessed model. It is read from the serving directory rather than from ML Metadata
 so that the same step works on every runner: the open-source Kubeflow Pipelines backend
-does not run TFX's metadata-query Resolver.
+does not run TFX's metadata-query Resolver. A version without saved_model.pb is skipped:
+on an object store the Pusher writes that file last, so such a version is still being
+pushed (or was abandoned).
 
 Output `baseline_model` (Model), its custom properties:
   found              1 when a version exists (0 on the first run: nothing to compare with)
@@ -23,6 +25,7 @@ from typing import Any, Dict, List
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
@@ -59,7 +62,7 @@ class Executor(base_executor.BaseExecutor):
         baseline = artifact_utils.get_single_instance(output_dict[BASELINE_MODEL_KEY])
         candidate = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         serving_dir = exec_properties[SERVING_DIR_KEY]
-        newest = next(registry.serving_versions(serving_dir), None)
+        newest = next(self._complete_versions(serving_dir), None)
         if newest is None:
             logging.info("no blessed model in %s yet: the candidate is evaluated alone",
                          serving_dir)
@@ -80,3 +83,12 @@ class Executor(base_executor.BaseExecutor):
         io_utils.copy_dir(path, path_utils.serving_model_dir(baseline.uri),
                           deny_regex_patterns=top_level_extras)
         logging.info("baseline: version %d (%s)", version, path)
+
+    @staticmethod
+    def _complete_versions(serving_dir: str):
+        for version, path in registry.serving_versions(serving_dir):
+            if fileio.exists(os.path.join(path, registry.SAVED_MODEL_FILE)):
+                yield version, path
+            else:
+                logging.warning("version %d in %s has no %s yet: skipped (a push in progress?)",
+                                version, serving_dir, registry.SAVED_MODEL_FILE)

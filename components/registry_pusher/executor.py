@@ -63,7 +63,6 @@ REGISTRY_STATUS = "registry_status"  # registered | failed | disabled | unchange
 REGISTRY_VERSION = "registry_version"
 REGISTRY_ERROR = "registry_error"
 
-SAVED_MODEL_FILE = "saved_model.pb"
 STAGING_PREFIX = ".staging-"  # TF Serving loads numeric folders only
 PUBLISH_ATTEMPTS = 5
 
@@ -157,8 +156,8 @@ def publish_remote(model_dir: str, serving_dir: str, card: Dict[str, Any],
     io_utils.copy_dir(model_dir, target, deny_regex_patterns=[r"saved_model\.pb"])
     _write_file(os.path.join(target, registry.LABELS_FILE), "\n".join(labels) + "\n")
     _write_file(os.path.join(target, registry.CARD_FILE), json.dumps(final, indent=1))
-    io_utils.copy_file(os.path.join(model_dir, SAVED_MODEL_FILE),
-                       os.path.join(target, SAVED_MODEL_FILE))
+    io_utils.copy_file(os.path.join(model_dir, registry.SAVED_MODEL_FILE),
+                       os.path.join(target, registry.SAVED_MODEL_FILE))
     return final
 
 

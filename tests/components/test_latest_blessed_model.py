@@ -56,8 +56,9 @@ def test_the_newest_version_is_copied_as_a_model_artifact(tmp_path):
     serving = tmp_path / "serving"
     _version(serving, 1, "/models/one")
     _version(serving, 2, "/models/two")
-    (serving / ".staging-x1y2").mkdir()  # a push in progress, or an abandoned one
+    (serving / ".staging-x1y2").mkdir()  # a local push in progress, or an abandoned one
     (serving / "notes").mkdir()
+    (serving / "3" / "variables").mkdir(parents=True)  # a remote push: saved_model.pb is last
     baseline = _run(tmp_path, serving, "/models/three")
     assert baseline.get_int_custom_property(executor.FOUND) == 1
     assert baseline.get_int_custom_property(executor.SERVING_VERSION) == 2
