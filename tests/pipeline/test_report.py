@@ -105,6 +105,13 @@ def test_report_shows_verdict_thresholds_and_baseline_diff(reports, promotion):
         assert failure.replace(">", "&gt;") in worse
 
 
+def test_report_of_an_unchanged_rerun_names_the_model_itself_as_baseline(e2e, tmp_path):
+    page = Path(report.build_report(e2e["config"], e2e["second"].run_id, str(tmp_path)))
+    text = page.read_text()
+    assert "The latest blessed model (serving version 1) is this model itself" in text
+    assert "not pushed again" in text
+
+
 def test_training_curves_cover_both_phases(promotion):
     data = report.gather(promotion["better_config"], promotion["better"].run_id)
     assert [p["name"] for p in data.history] == ["phase1", "phase2"]
