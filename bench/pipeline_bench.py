@@ -6,16 +6,20 @@ against the naive-TFX anchor measured on this kind of machine (a tiny local run 
 stock TFX recipe: 328 s, 3.0 GB). Also prints the transformed-examples-to-encoded-bytes
 ratio (images must stay encoded through Transform).
 
-    .venv/bin/python bench/pipeline_bench.py [--cases demo,flowers5] [--keep DIR]
+The machine probe (a fixed workload, timed before and after each case) shows how fast the
+machine ran meanwhile: on a shared machine the same run can take half again as long.
+
+    .venv/bin/python bench/pipeline_bench.py [--cases demo,flowers5] [--repeat N] [--keep DIR]
 """
 import argparse
 import glob
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from process_stats import measure  # bench/ is on sys.path when a script here runs
+from process_stats import machine_probe, measure  # bench/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IMGPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -46,34 +50,52 @@ def transformed_ratio(home: Path) -> float:
     return transformed / encoded
 
 
+def steps(output: str, wall_s: float) -> str:
+    """The run's own step times, and the rest of the wall time (start-up: imports)."""
+    times = re.findall(r"^\s+< (\S+)\s+([\d.]+) s$", output, flags=re.M)
+    run = re.search(r"finished in ([\d.]+) s", output)
+    parts = [f"{n} {float(t):.1f}" for n, t in times]
+    if run:
+        parts.insert(0, f"start-up and exit {wall_s - float(run.group(1)):.1f}")
+    return ", ".join(parts)
+
+
 def run_case(name: str, keep: str) -> Dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix=f"bench_{name}_", dir=keep))
     cmd = [str(REPO / ".venv/bin/imgpipe"), "run", "--home", str(home), *CASES[name]]
+    probe = machine_probe()
     fresh = measure(cmd)
     rerun = measure(cmd)
+    probe_after = machine_probe()
     print(f"\n--- {name} (home {home}) ---\n" + fresh["output"].split("== summary ==")[-1].strip())
+    print(f"fresh, seconds: {steps(fresh['output'], fresh['wall_s'])}")
+    print(f"re-run, seconds: {steps(rerun['output'], rerun['wall_s'])}")
+    print(f"machine probe: {probe:.2f} s before, {probe_after:.2f} s after")
     return {"fresh_s": fresh["wall_s"], "fresh_gb": fresh["rss_gb"], "rerun_s": rerun["wall_s"],
-            "rerun_gb": rerun["rss_gb"], "transformed_ratio": transformed_ratio(home)}
+            "rerun_gb": rerun["rss_gb"], "transformed_ratio": transformed_ratio(home),
+            "probe_s": (probe + probe_after) / 2}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="demo,flowers5")
     parser.add_argument("--keep", default=None, help="parent dir for the run homes")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case (all printed)")
     args = parser.parse_args()
-    results = {}
+    results = []
     for name in args.cases.split(","):
         if name == "flowers5" and not (SHARED / "images/flowers5_128px").is_dir():
             print(f"skipping flowers5: {SHARED}/images/flowers5_128px not found")
             continue
-        results[name] = run_case(name, args.keep)
+        results += [(name, run_case(name, args.keep)) for _ in range(args.repeat)]
     print("\ncase      fresh s  peak GB  re-run s  fresh/naive  RSS/naive  re-run/fresh  "
-          "transformed/encoded")
-    for name, r in results.items():
+          "transformed/encoded  probe s")
+    for name, r in results:
         print(f"{name:9} {r['fresh_s']:7.1f}  {r['fresh_gb']:7.2f}  {r['rerun_s']:8.1f}  "
               f"{r['fresh_s'] / NAIVE_ANCHOR['wall_s']:11.2f}  "
               f"{r['fresh_gb'] / NAIVE_ANCHOR['rss_gb']:9.2f}  "
-              f"{r['rerun_s'] / r['fresh_s']:12.2f}  {r['transformed_ratio']:19.3f}")
+              f"{r['rerun_s'] / r['fresh_s']:12.2f}  {r['transformed_ratio']:19.3f}  "
+              f"{r['probe_s']:7.2f}")
         goal = GOALS.get(name)
         if goal:
             print(f"  goals: fresh <= {goal['wall_s']:.0f} s: "

@@ -30,3 +30,15 @@ def measure(cmd: List[str], poll_seconds: float = 0.1) -> Dict[str, Any]:
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{output[-3000:]}")
     return {"wall_s": wall, "rss_gb": peak / 1e9, "output": output}
+
+
+PROBE = "s = 0\nfor i in range(20_000_000):\n    s += i"
+
+
+def machine_probe() -> float:
+    """Seconds a fixed single-threaded workload takes in a fresh interpreter: the same
+    work each time, so it shows how fast the machine runs right now (shared machines
+    drift by half from hour to hour)."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", PROBE], check=True)
+    return time.monotonic() - start

@@ -7,6 +7,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before anything imports TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -59,6 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     log_path = _log_to_file(config, args.verbose)
     from pipeline.local import dump_summary, run_local  # heavy imports after logging set-up
+    # The imported modules' millions of objects live until exit: out of the collector's
+    # sight, full collections during the run only walk what the run creates (~3 s less).
+    gc.freeze()
 
     print(f"imgpipe: full log in {log_path}", flush=True)
     summary = run_local(config)
@@ -89,6 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         print(f"imgpipe: {e}", file=sys.stderr)
         return 2
+    finally:
+        # Everything is written: the interpreter's final collection over TensorFlow's and
+        # Beam's object graphs would only delay the exit (by ~2.7 s after a run).
+        gc.freeze()
 
 
 if __name__ == "__main__":

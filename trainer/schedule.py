@@ -316,38 +316,47 @@ class _Recorder(keras.callbacks.Callback):
 
 
 class _KeepBest(keras.callbacks.Callback):
-    """Tracks the lowest val_loss. At each new best the whole model's weights are saved
-    (checkpoint_path); at the end the trained variables go back to the best epoch's
-    values, or to their starting values when no epoch beat `baseline`."""
+    """Tracks the lowest val_loss and the trained variables' values at that epoch. At the
+    end they go back to those values (or to their starting values when no epoch beat
+    `baseline`) if `restore`, and the whole model with them is written to checkpoint_path
+    once: saving the full model at every new best cost ~3 s of a 10 s phase 1 whose
+    head alone changes."""
 
     def __init__(self, baseline: float, restore: bool, full_model: keras.Model,
                  checkpoint_path: Optional[str]):
         super().__init__()
         self.best, self.best_epoch = baseline, None
         self._restore, self._full_model, self._path = restore, full_model, checkpoint_path
-        self._saved: List[np.ndarray] = []
+        self._best_values: List[np.ndarray] = []
 
     def _snapshot(self) -> List[np.ndarray]:
         return [np.array(v.numpy()) for v in self.model.trainable_variables]
 
+    def _assign(self, values: List[np.ndarray]) -> None:
+        for variable, value in zip(self.model.trainable_variables, values):
+            variable.assign(value)
+
     def on_train_begin(self, logs=None):
-        if self._restore:
-            self._saved = self._snapshot()
+        self._best_values = self._snapshot() if self._restore else []
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("val_loss")
         if loss is None or not loss < self.best:
             return
         self.best, self.best_epoch = float(loss), epoch
-        if self._restore:
-            self._saved = self._snapshot()
-        if self._path:
-            self._full_model.save_weights(self._path)
+        if self._restore or self._path:
+            self._best_values = self._snapshot()
 
     def on_train_end(self, logs=None):
-        if self._restore:
-            for variable, value in zip(self.model.trainable_variables, self._saved):
-                variable.assign(value)
+        save = bool(self._path) and self.best_epoch is not None
+        if not (self._restore or save):
+            return
+        last = None if self._restore else self._snapshot()
+        self._assign(self._best_values)
+        if save:
+            self._full_model.save_weights(self._path)
+        if last is not None:
+            self._assign(last)
 
 
 class _CachedValidation(keras.callbacks.Callback):

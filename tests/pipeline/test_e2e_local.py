@@ -69,3 +69,44 @@ def test_rerun_is_cached_upstream_and_finds_the_first_model_as_baseline(e2e):
     assert second.baseline_is_candidate is True
     assert second.accuracy == pytest.approx(e2e["first"].accuracy)
     assert "baseline version 1 is this same model" in "\n".join(second.lines())
+
+
+def _first(root: str, component: str, output: str) -> str:
+    """The first run's output of `component` (execution ids grow with each run)."""
+    folder = os.path.join(root, component, output)
+    return os.path.join(folder, min(os.listdir(folder), key=int))
+
+
+def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
+    """Accuracy and top-k accuracy as TFMA reports them equal what the pushed model
+    predicts for the eval split's serialized examples, scored here with NumPy."""
+    from pipeline import evaluation
+    from trainer import features
+
+    config, first = e2e["config"], e2e["first"]
+    root = config.pipeline_root
+    model = tf.saved_model.load(first.pushed_to)
+    labels = evaluation.read_labels(first.pushed_to)
+    files = tf.io.gfile.glob(os.path.join(_first(root, "ImageExampleGen", "examples"),
+                                          "Split-eval", "*"))
+    scores, truth = [], []
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(64):
+        scores.append(model.signatures["serving_tf_example"](examples=batch)
+                      ["probabilities"].numpy())
+        for record in batch.numpy():
+            label = tf.train.Example.FromString(record).features.feature[features.LABEL_KEY]
+            truth.append(labels.index(label.bytes_list.value[0].decode()))
+    scores, truth = np.concatenate(scores), np.array(truth)
+    ranks = np.array([evaluation.label_rank(t, s) for t, s in zip(truth, scores)])
+    k = min(config.train.top_k, len(labels))
+
+    reported = evaluation.read_evaluation(_first(root, "Evaluator", "evaluation"))
+    assert reported.metrics[evaluation.EXAMPLE_COUNT] == len(truth)
+    assert reported.metrics[evaluation.ACCURACY] == pytest.approx(
+        np.mean(np.argmax(scores, axis=1) == truth))
+    assert reported.metrics[evaluation.TOP_K_ACCURACY] == pytest.approx(np.mean(ranks < k))
+    assert first.accuracy == pytest.approx(reported.metrics[evaluation.ACCURACY])
+    for class_id in range(len(labels)):  # the label slice's accuracy is the class's recall
+        by_label = next(s for s in reported.slices if s["slice"] == f"{features.LABEL_KEY}={labels[class_id]}")
+        assert by_label[evaluation.ACCURACY] == pytest.approx(
+            reported.per_class[class_id][evaluation.RECALL])

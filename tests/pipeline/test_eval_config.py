@@ -23,9 +23,13 @@ def _recall(spec):
     return next(m for m in spec.metrics if json.loads(m.config).get("kind") == "recall")
 
 
-def _top_k(config):
+def _named(config, name):
     return next(m for s in config.metrics_specs for m in s.metrics
-                if m.class_name == "SparseTopKCategoricalAccuracy")
+                if json.loads(m.config).get("name") == name)
+
+
+def _top_k(config):
+    return _named(config, evaluation.TOP_K_ACCURACY)
 
 
 def test_class_ids_and_top_k_come_from_the_candidates_labels():
@@ -54,8 +58,7 @@ def test_other_labels_compare_per_class_metrics_for_the_candidate_only():
     threshold = _recall(per_class).per_slice_thresholds[0].threshold
     assert not threshold.HasField("change_threshold")
     assert threshold.value_threshold.lower_bound.value == 0.5
-    accuracy = next(m for s in completed.metrics_specs for m in s.metrics
-                    if m.class_name == "SparseCategoricalAccuracy")
+    accuracy = _named(completed, evaluation.ACCURACY)
     assert accuracy.per_slice_thresholds[0].threshold.change_threshold.absolute.value == -0.02
 
 

@@ -144,6 +144,49 @@ def test_history_and_checkpoint_of_the_restored_weights(records, tmp_path):
     np.testing.assert_allclose(restored.model(images), classifier.model(images), atol=1e-6)
 
 
+@pytest.mark.parametrize("restore", [True, False])
+def test_checkpoint_holds_the_best_epoch_whether_or_not_it_is_restored(tmp_path, restore):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = str(tmp_path / "best.weights.h5")
+    keep = schedule._KeepBest(baseline=float("inf"), restore=restore, full_model=model,
+                              checkpoint_path=path)
+    keep.set_model(model)
+    keep.on_train_begin()
+    values = {}
+    for epoch, val_loss in enumerate([0.9, 0.5, 0.7]):  # epoch 1 is the best
+        model.set_weights([np.full((2, 1), float(epoch + 1)), np.zeros(1)])
+        values[epoch] = model.get_weights()
+        keep.on_epoch_end(epoch, {"val_loss": val_loss})
+    keep.on_train_end()
+    assert keep.best_epoch == 1
+    ending = values[1] if restore else values[2]
+    for got, want in zip(model.get_weights(), ending):
+        np.testing.assert_array_equal(got, want)
+    saved = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    saved.load_weights(path)
+    for got, want in zip(saved.get_weights(), values[1]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_no_checkpoint_when_no_epoch_beats_the_baseline(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    start = model.get_weights()
+    keep = schedule._KeepBest(baseline=0.1, restore=True, full_model=model,
+                              checkpoint_path=str(tmp_path / "best.weights.h5"))
+    keep.set_model(model)
+    keep.on_train_begin()
+    model.set_weights([np.ones((2, 1)), np.ones(1)])
+    keep.on_epoch_end(0, {"val_loss": 0.5})
+    keep.on_train_end()
+    assert keep.best_epoch is None and not (tmp_path / "best.weights.h5").exists()
+    for got, want in zip(model.get_weights(), start):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.usefixtures("eager_steps")
 def test_learns_with_imagenet_lite0(records):
     cfg = _config(weights="imagenet", phase1_epochs=8, phase2_epochs=2, learning_rate=1e-2,
