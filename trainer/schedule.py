@@ -319,7 +319,7 @@ class _KeepBest(keras.callbacks.Callback):
     """Tracks the lowest val_loss and the trained variables' values at that epoch. At the
     end they go back to those values (or to their starting values when no epoch beat
     `baseline`) if `restore`, and the whole model with them is written to checkpoint_path
-    once: saving the full model at every new best cost ~3 s of a 10 s phase 1 whose
+    once: saving the full model at every new best cost ~3 s of the demo's phase 1, whose
     head alone changes."""
 
     def __init__(self, baseline: float, restore: bool, full_model: keras.Model,
