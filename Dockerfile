@@ -25,7 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # versions the tests ran with.
 COPY requirements.lock /opt/imgpipe/requirements.lock
 RUN python -m pip install uv==0.13.9 \
- && uv pip install --system -r /opt/imgpipe/requirements.lock
+ && uv pip install --system --compile-bytecode -r /opt/imgpipe/requirements.lock
 
 # The project itself, not editable: the compiled spec names executors by import path
 # (components.image_example_gen.executor.Executor, trainer.task.run_fn, ...), which must
@@ -34,7 +34,7 @@ COPY setup.py /opt/imgpipe/src/
 COPY pipeline /opt/imgpipe/src/pipeline
 COPY components /opt/imgpipe/src/components
 COPY trainer /opt/imgpipe/src/trainer
-RUN uv pip install --system --no-deps /opt/imgpipe/src \
+RUN uv pip install --system --compile-bytecode --no-deps /opt/imgpipe/src \
  && rm -rf /opt/imgpipe/src
 
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam

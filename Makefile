@@ -9,12 +9,13 @@ PY310   ?= $(shell for p in $$HOME/.pyenv/versions/3.10.*/bin/python3.10 $$(comm
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench bench-evaluator bench-trainer compile lock clean-home help
+.PHONY: demo test test-slow lint bench bench-evaluator bench-trainer compile lock clean-home help
 
 help:
 	@echo "make demo       run the full local pipeline on the embedded digits dataset"
 	@echo "make test       run the tests (what CI runs)"
 	@echo "make test-slow  run the slow tests (need ../shared/data)"
+	@echo "make lint       ruff, and the import contracts of the layers (.importlinter)"
 	@echo "make bench      local pipeline wall time and peak RSS (bench-evaluator, bench-trainer: the others)"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
@@ -23,8 +24,8 @@ $(STAMP): requirements.lock requirements-tools.txt setup.py
 	@test -n "$(PY310)" || { echo "imgpipe needs Python 3.10 (TFX 1.16 supports < 3.11): install it, e.g. 'pyenv install 3.10.13'" >&2; exit 1; }
 	@test -x $(PY) || $(PY310) -m venv $(VENV)
 	@test -x $(VENV)/bin/uv || { $(PY) -m ensurepip -q >/dev/null 2>&1; $(PY) -m pip install -q uv==0.13.9; }
-	$(VENV)/bin/uv pip install --python $(PY) -r requirements.lock
-	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	$(VENV)/bin/uv pip install --python $(PY) --compile-bytecode -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --compile-bytecode --no-deps -e .
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps --target $(VENV)/tools -r requirements-tools.txt
 	@touch $@
 
@@ -40,6 +41,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# The tools live in $(VENV)/tools (requirements-tools.txt), beside the project's packages.
+lint: $(STAMP)
+	$(VENV)/tools/bin/ruff check .
+	PYTHONPATH=$(VENV)/tools $(VENV)/tools/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) bench/pipeline_bench.py

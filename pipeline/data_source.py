@@ -5,8 +5,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from components.image_example_gen.component import split_source
-from pipeline.config import DEMO_DATA, ConfigError, PipelineConfig
+from components.image_example_gen.config import DEMO_DATA, split_source
+from pipeline.config import PipelineConfig
+from trainer.config_fields import ConfigError
 
 
 def write_demo_digits(out_dir: str, classes: Optional[Sequence[int]] = None) -> str:

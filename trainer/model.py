@@ -17,8 +17,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import keras
 
-from pipeline.config import TrainConfig
 from trainer import backbones
+from trainer.train_config import TrainConfig
 
 
 class InferenceMode(keras.layers.Layer):
@@ -84,12 +84,15 @@ def _dropout(x, rate: float, name: str):
 
 def build_classifier(cfg: TrainConfig, num_classes: int) -> ImageClassifier:
     backbone = backbones.get_backbone(cfg.backbone)
-    base = backbones.build_base(backbone, cfg.image_size, cfg.weights)
-    base.trainable = False
+    base = backbones.build_base(backbone, cfg.input_size, cfg.weights)
+    # From scratch every layer trains, BatchNorm included: its statistics are the
+    # data's own, not pretrained ones to protect.
+    base.trainable = cfg.from_scratch
 
-    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    images = keras.Input((cfg.input_size, cfg.input_size, 3), name="image")
     normalise = keras.layers.Lambda(backbone.preprocess, name="normalise")
-    x = InferenceMode(base, name="base_inference")(normalise(images))
+    x = base(normalise(images)) if cfg.from_scratch else \
+        InferenceMode(base, name="base_inference")(normalise(images))
     pool = None
     if cfg.pooling == "gap" and not cfg.conv_block_filters:
         pool = keras.layers.GlobalAveragePooling2D(name="pool")

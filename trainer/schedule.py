@@ -32,8 +32,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.config import TrainConfig
-from trainer import augment, backbones, data, model as model_lib
+from trainer import augment, backbones, contract, data, model as model_lib
+from trainer.train_config import TrainConfig
 
 Arrays = Tuple[np.ndarray, ...]  # cached outputs of a phase's frozen part
 
@@ -104,13 +104,16 @@ def train_two_phases(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
     """Phase 1, then phase 2 when train.phase2_epochs > 0; writes history.json to log_dir."""
     keras.utils.set_random_seed(cfg.seed)
     examples = Examples.read(train_files, eval_files)
-    bottom = cache_bottom(classifier, cfg, examples) if cfg.phase2_epochs > 0 else None
-    results = [run_phase1(classifier, cfg, num_classes, examples, log_dir, bottom)]
-    if bottom is not None:
-        results.append(run_phase2(classifier, cfg, num_classes, examples, results[0], log_dir,
-                                  bottom))
+    if cfg.from_scratch:
+        results = [run_from_scratch(classifier, cfg, num_classes, examples, log_dir)]
+    else:
+        bottom = cache_bottom(classifier, cfg, examples) if cfg.phase2_epochs > 0 else None
+        results = [run_phase1(classifier, cfg, num_classes, examples, log_dir, bottom)]
+        if bottom is not None:
+            results.append(run_phase2(classifier, cfg, num_classes, examples, results[0],
+                                      log_dir, bottom))
     if log_dir:
-        _write_history(results, os.path.join(log_dir, "history.json"))
+        _write_history(results, os.path.join(log_dir, contract.HISTORY_FILE))
     return results
 
 
@@ -140,6 +143,18 @@ def run_phase1(classifier: model_lib.ImageClassifier, cfg: TrainConfig, num_clas
                    initial_epoch=0, baseline=math.inf,
                    trainable_layers=_layers_with_weights(classifier.head))
     return _run_phase(phase, classifier, cfg, num_classes, examples, log_dir, cache)
+
+
+def run_from_scratch(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
+                     num_classes: int, examples: Examples, log_dir: Optional[str] = None
+                     ) -> PhaseResult:
+    """weights=none: one phase, every layer trained on (augmented) images at learning_rate
+    for phase2_epochs; nothing is frozen, so nothing is cached."""
+    phase = _Phase("scratch", model_lib.Split(classifier.features, classifier.head),
+                   cfg.learning_rate, cfg.phase2_epochs, cfg.phase2_steps_per_epoch,
+                   initial_epoch=0, baseline=math.inf,
+                   trainable_layers=_layers_with_weights(classifier.model))
+    return _run_phase(phase, classifier, cfg, num_classes, examples, log_dir, Cache())
 
 
 def run_phase2(classifier: model_lib.ImageClassifier, cfg: TrainConfig, num_classes: int,
@@ -173,7 +188,7 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
         validation = _array_dataset(cache.eval, cfg.batch_size, examples.eval_labels,
                                     num_classes)
     else:
-        train = data.image_dataset(examples.train_files, cfg.image_size, cfg.batch_size,
+        train = data.image_dataset(examples.train_files, cfg.input_size, cfg.batch_size,
                                    num_classes, shuffle_seed=cfg.seed,
                                    augmenter=augment.build_augmenter(cfg), repeat=repeat,
                                    num_examples=len(examples.train_labels))
@@ -183,7 +198,7 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
             callbacks.insert(0, _CachedValidation(phase.split.trainable, _array_dataset(
                 cache.eval, cfg.batch_size, examples.eval_labels, num_classes)))
         else:
-            validation = data.image_dataset(examples.eval_files, cfg.image_size,
+            validation = data.image_dataset(examples.eval_files, cfg.input_size,
                                             cfg.batch_size, num_classes,
                                             num_examples=len(examples.eval_labels))
     logging.info("%s: lr=%g, training on %s, validating on %s", phase.name,
@@ -225,7 +240,7 @@ def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: E
     def outputs(files: List[str], labels: np.ndarray, cached: Optional[Arrays]) -> Arrays:
         if source is not None and cached is not None:
             return _run_frozen(source[0], _array_dataset(cached, cfg.batch_size))
-        images = data.image_dataset(files, cfg.image_size, cfg.batch_size,
+        images = data.image_dataset(files, cfg.input_size, cfg.batch_size,
                                     num_examples=len(labels))
         return _run_frozen(frozen, images.map(lambda x, _: x))
 

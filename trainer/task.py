@@ -9,9 +9,10 @@ import keras
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipeline.config import TrainConfig, section_from_dict
-from trainer import export, features, schedule, strategy as strategies, tflite
+from trainer import contract, export, features, schedule, strategy as strategies, tflite
+from trainer.config_fields import section_from_dict
 from trainer.model import build_classifier
+from trainer.train_config import TrainConfig
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -38,11 +39,11 @@ def run_fn(fn_args: FnArgs) -> None:
                      r.name, r.epochs, r.learning_rates, r.best_val_loss,
                      len(r.trainable_layers),
                      "" if r.best_epoch is not None else " (kept the previous weights)")
-    export.export_saved_model(classifier.model, tft_output, cfg.image_size, export_dir,
+    export.export_saved_model(classifier.model, tft_output, cfg.input_size, export_dir,
                               top_k=cfg.top_k)
     if cfg.tflite != "none":
-        tflite.export_tflite(classifier.model, cfg.image_size, export.label_names(tft_output),
-                             os.path.join(export_dir, "tflite"), cfg.tflite)
+        tflite.export_tflite(classifier.model, cfg.input_size, export.label_names(tft_output),
+                             os.path.join(export_dir, contract.TFLITE_DIR), cfg.tflite)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     logging.info("exported %s", json.dumps({"serving_model_dir": export_dir}))

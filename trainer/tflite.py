@@ -13,8 +13,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import \
     convert_variables_to_constants_v2
 
-MODEL_FILE = "model.tflite"
-LABELS_FILE = "labels.txt"
+from trainer import contract
 
 
 def convert(model: keras.Model, image_size: int, mode: str) -> bytes:
@@ -36,9 +35,9 @@ def export_tflite(model: keras.Model, image_size: int, labels: List[str], output
                   mode: str) -> str:
     """Writes model.tflite and labels.txt into output_dir; returns the model's path."""
     tf.io.gfile.makedirs(output_dir)
-    path = os.path.join(output_dir, MODEL_FILE)
+    path = os.path.join(output_dir, contract.TFLITE_MODEL_FILE)
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(convert(model, image_size, mode))
-    with tf.io.gfile.GFile(os.path.join(output_dir, LABELS_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(output_dir, contract.LABELS_FILE), "w") as f:
         f.write("\n".join(labels) + "\n")
     return path

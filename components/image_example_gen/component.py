@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 from google.protobuf import any_pb2, struct_pb2
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import executor
+from components.image_example_gen import executor, listing
+from components.image_example_gen.config import DataConfig
 from components.image_example_gen.image_checks import IngestionOptions
-from pipeline.config import DataConfig
 from trainer import features
 
 COMPONENT_ID = "ImageExampleGen"
@@ -40,15 +40,8 @@ def ingestion_options(data: DataLike, manifest: Optional[str] = None) -> Dict[st
     """The JSON-serialisable custom_config of ImageExampleGen, built from the typed config."""
     config = as_data_config(data)
     options = IngestionOptions.from_dict(dataclasses.asdict(config))
-    layout = executor.LAYOUT_MANIFEST if manifest else executor.LAYOUT_FOLDER
-    return {**options.to_dict(), executor.LAYOUT_KEY: layout}
-
-
-def split_source(source: str) -> Tuple[str, Optional[str]]:
-    """DataConfig.source -> (input_base, manifest file name or None)."""
-    if source.lower().endswith(".csv"):
-        return os.path.dirname(source) or ".", os.path.basename(source)
-    return source, None
+    layout = listing.LAYOUT_MANIFEST if manifest else listing.LAYOUT_FOLDER
+    return {**options.to_dict(), listing.LAYOUT_KEY: layout}
 
 
 def _custom_config(values: Dict[str, Any]) -> example_gen_pb2.CustomConfig:
@@ -66,7 +59,7 @@ def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-
     Args:
       input_base: the class-per-folder root, or the folder holding the manifest (its
         paths are relative to it).
-      data: pipeline.config.DataConfig, or a dict of its fields.
+      data: DataConfig, or a dict of its fields.
       manifest: the manifest's file name inside input_base; None for the folder layout.
     """
     if manifest is not None and (os.path.basename(manifest) != manifest

@@ -7,16 +7,10 @@ does not run TFX's metadata-query Resolver. A version without saved_model.pb is 
 on an object store the Pusher writes that file last, so such a version is still being
 pushed (or was abandoned).
 
-Output `baseline_model` (Model), its custom properties:
-  found              1 when a version exists (0 on the first run: nothing to compare with)
-  serving_version    the version's number
-  serving_path       its folder
-  source_model_uri   the Trainer output it was pushed from (from its model card; "" for a
-                     version pushed by something else)
-  same_as_candidate  1 when that is the candidate itself (a re-run whose Trainer was
-                     cached): there is nothing to compare, and nothing is copied
-Otherwise the version's SavedModel is copied to <uri>/Format-Serving, the layout of a
-Trainer's Model: the evaluation stays reproducible if the version is later deleted.
+Output `baseline_model` (Model): its custom properties are the ones the Evaluator reads
+(components/evaluator/baseline.py). Unless the version is the candidate itself, its
+SavedModel is copied to <uri>/Format-Serving, the layout of a Trainer's Model: the
+evaluation stays reproducible if the version is later deleted.
 """
 import os
 import re
@@ -29,24 +23,17 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from pipeline import registry
+from components.evaluator import baseline as properties
+from components.registry_pusher import serving_root
 
 MODEL_KEY = "model"  # the candidate
 BASELINE_MODEL_KEY = "baseline_model"
 SERVING_DIR_KEY = "serving_dir"
 
-FOUND = "found"
-SERVING_VERSION = "serving_version"
-SERVING_PATH = "serving_path"
-SOURCE_MODEL_URI = "source_model_uri"
-SAME_AS_CANDIDATE = "same_as_candidate"
-# What the Pusher adds to a version beside the SavedModel.
-NOT_SAVED_MODEL = (registry.CARD_FILE, registry.LABELS_FILE)
-
 
 def _card(version_dir: str) -> Dict[str, Any]:
     try:
-        return registry.read_card(version_dir)
+        return serving_root.read_card(version_dir)
     except (OSError, ValueError) as e:  # a version pushed by something else
         logging.warning("no readable model card in %s (%s)", version_dir, e)
         return {}
@@ -66,29 +53,29 @@ class Executor(base_executor.BaseExecutor):
         if newest is None:
             logging.info("no blessed model in %s yet: the candidate is evaluated alone",
                          serving_dir)
-            baseline.set_int_custom_property(FOUND, 0)
+            baseline.set_int_custom_property(properties.FOUND, 0)
             return
         version, path = newest
         source = _card(path).get("lineage", {}).get("model_uri", "")
         same = source == candidate.uri
-        baseline.set_int_custom_property(FOUND, 1)
-        baseline.set_int_custom_property(SERVING_VERSION, version)
-        baseline.set_string_custom_property(SERVING_PATH, path)
-        baseline.set_string_custom_property(SOURCE_MODEL_URI, source)
-        baseline.set_int_custom_property(SAME_AS_CANDIDATE, int(same))
+        baseline.set_int_custom_property(properties.FOUND, 1)
+        baseline.set_int_custom_property(properties.SERVING_VERSION, version)
+        baseline.set_string_custom_property(properties.SERVING_PATH, path)
+        baseline.set_string_custom_property(properties.SOURCE_MODEL_URI, source)
+        baseline.set_int_custom_property(properties.SAME_AS_CANDIDATE, int(same))
         if same:
             logging.info("the newest blessed model, version %d, is the candidate itself", version)
             return
-        top_level_extras = [f"^{re.escape(os.path.join(path, name))}$" for name in NOT_SAVED_MODEL]
+        top_level_extras = [f"^{re.escape(os.path.join(path, name))}$" for name in serving_root.PUSHER_FILES]
         io_utils.copy_dir(path, path_utils.serving_model_dir(baseline.uri),
                           deny_regex_patterns=top_level_extras)
         logging.info("baseline: version %d (%s)", version, path)
 
     @staticmethod
     def _complete_versions(serving_dir: str):
-        for version, path in registry.serving_versions(serving_dir):
-            if fileio.exists(os.path.join(path, registry.SAVED_MODEL_FILE)):
+        for version, path in serving_root.serving_versions(serving_dir):
+            if fileio.exists(os.path.join(path, serving_root.SAVED_MODEL_FILE)):
                 yield version, path
             else:
                 logging.warning("version %d in %s has no %s yet: skipped (a push in progress?)",
-                                version, serving_dir, registry.SAVED_MODEL_FILE)
+                                version, serving_dir, serving_root.SAVED_MODEL_FILE)

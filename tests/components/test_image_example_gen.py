@@ -19,9 +19,10 @@ from tfx.proto import example_gen_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
-from components.image_example_gen import component, executor  # noqa: E402
+from components.image_example_gen import component, executor, listing  # noqa: E402
+from components.image_example_gen import report as ingestion_report  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
-from pipeline.config import DataConfig  # noqa: E402
+from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -83,7 +84,7 @@ def _run(input_base: Path, out_dir: Path, manifest: Optional[str] = None,
     examples.uri = str(out_dir)
     example_gen = component.ImageExampleGen(str(input_base), data_fields, manifest=manifest)
     executor.Executor().Do({}, {"examples": [examples]}, _exec_properties(example_gen))
-    return examples, json.loads((out_dir / executor.REPORT_FILE).read_text())
+    return examples, json.loads((out_dir / ingestion_report.REPORT_FILE).read_text())
 
 
 def _read_examples(uri: Path) -> Dict[str, Dict[str, tf.train.Example]]:
@@ -228,12 +229,12 @@ def test_component_configuration():
     assert split_config.partition_feature_name == features.IMAGE_ID_KEY
     custom = executor.parse_custom_config(props)
     assert checks.IngestionOptions.from_dict(custom) == _options()
-    assert custom[executor.LAYOUT_KEY] == executor.LAYOUT_FOLDER
+    assert custom[listing.LAYOUT_KEY] == listing.LAYOUT_FOLDER
     with_manifest = component.ImageExampleGen("/data", DataConfig(), manifest="labels.csv")
     manifest_input = _proto(with_manifest.exec_properties["input_config"], example_gen_pb2.Input())
     assert manifest_input.splits[0].pattern == "labels.csv"
     assert executor.parse_custom_config(_exec_properties(with_manifest))[
-        executor.LAYOUT_KEY] == executor.LAYOUT_MANIFEST
+        listing.LAYOUT_KEY] == listing.LAYOUT_MANIFEST
     with pytest.raises(ValueError, match="manifest"):
         component.ImageExampleGen("/data", DataConfig(), manifest="sub/*.csv")
 
@@ -308,7 +309,7 @@ def test_executor_on_folder_tree(tmp_path):
     assert "dogs/d.jpg" in details["dogs/d_copy.jpg"]
     assert "dogs/x_copy.jpg" in details["cats/x.jpg"]
     _assert_accounted(report, examples)
-    with open(out / executor.REJECTED_CSV, newline="") as f:
+    with open(out / ingestion_report.REJECTED_CSV, newline="") as f:
         assert list(csv.DictReader(f)) == report["rejected"]
     assert not list(out.glob("*.tmp"))
 
@@ -372,8 +373,8 @@ def test_too_many_rejections_fail_with_the_fraction_and_report(tmp_path):
         _run(root, out, max_rejected_fraction=0.2)
     message = str(failure.value)
     assert "0.500" in message and "max_rejected_fraction=0.2" in message
-    assert "zero_bytes=2" in message and str(out / executor.REPORT_FILE) in message
-    report = json.loads((out / executor.REPORT_FILE).read_text())
+    assert "zero_bytes=2" in message and str(out / ingestion_report.REPORT_FILE) in message
+    report = json.loads((out / ingestion_report.REPORT_FILE).read_text())
     assert (report["files_seen"], report["ingested"]) == (4, 2)
 
 

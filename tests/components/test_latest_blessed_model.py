@@ -10,8 +10,10 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
+from components.evaluator import baseline as properties  # noqa: E402
 from components.latest_blessed_model import executor  # noqa: E402
-from pipeline import registry  # noqa: E402
+from components.registry_pusher import serving_root  # noqa: E402
+from trainer import contract  # noqa: E402
 
 
 def _version(serving: Path, number: int, model_uri: Optional[str]) -> Path:
@@ -22,11 +24,11 @@ def _version(serving: Path, number: int, model_uri: Optional[str]) -> Path:
     module.serve = tf.function(lambda: {"value": module.value}, input_signature=[])
     tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
     (folder / "assets").mkdir(exist_ok=True)
-    (folder / "assets" / registry.LABELS_FILE).write_text("a\nb\n")
-    (folder / registry.LABELS_FILE).write_text("a\nb\n")
+    (folder / "assets" / contract.LABELS_FILE).write_text("a\nb\n")
+    (folder / contract.LABELS_FILE).write_text("a\nb\n")
     if model_uri is not None:
         card = {"version": number, "lineage": {"model_uri": model_uri}}
-        (folder / registry.CARD_FILE).write_text(json.dumps(card))
+        (folder / serving_root.CARD_FILE).write_text(json.dumps(card))
     return folder
 
 
@@ -47,8 +49,8 @@ def _files(root: Path) -> set:
 
 def test_nothing_pushed_yet_means_no_baseline(tmp_path):
     baseline = _run(tmp_path, tmp_path / "never_created", "/models/new")
-    assert baseline.get_int_custom_property(executor.FOUND) == 0
-    assert not baseline.has_custom_property(executor.SERVING_VERSION)
+    assert baseline.get_int_custom_property(properties.FOUND) == 0
+    assert not baseline.has_custom_property(properties.SERVING_VERSION)
     assert not (tmp_path / "baseline_model").exists()
 
 
@@ -60,14 +62,14 @@ def test_the_newest_version_is_copied_as_a_model_artifact(tmp_path):
     (serving / "notes").mkdir()
     (serving / "3" / "variables").mkdir(parents=True)  # a remote push: saved_model.pb is last
     baseline = _run(tmp_path, serving, "/models/three")
-    assert baseline.get_int_custom_property(executor.FOUND) == 1
-    assert baseline.get_int_custom_property(executor.SERVING_VERSION) == 2
-    assert baseline.get_string_custom_property(executor.SERVING_PATH) == str(serving / "2")
-    assert baseline.get_string_custom_property(executor.SOURCE_MODEL_URI) == "/models/two"
-    assert baseline.get_int_custom_property(executor.SAME_AS_CANDIDATE) == 0
+    assert baseline.get_int_custom_property(properties.FOUND) == 1
+    assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 2
+    assert baseline.get_string_custom_property(properties.SERVING_PATH) == str(serving / "2")
+    assert baseline.get_string_custom_property(properties.SOURCE_MODEL_URI) == "/models/two"
+    assert baseline.get_int_custom_property(properties.SAME_AS_CANDIDATE) == 0
     copy = Path(baseline.uri) / "Format-Serving"
     # The SavedModel and its assets, without what the Pusher put beside them.
-    assert _files(copy) == _files(serving / "2") - {registry.CARD_FILE, registry.LABELS_FILE}
+    assert _files(copy) == _files(serving / "2") - {serving_root.CARD_FILE, contract.LABELS_FILE}
     assert "assets/labels.txt" in _files(copy)
     loaded = tf.saved_model.load(str(copy))
     assert loaded.signatures["serving_default"]()["value"].numpy() == 2.0
@@ -77,8 +79,8 @@ def test_the_candidate_itself_is_recognised_and_not_copied(tmp_path):
     serving = tmp_path / "serving"
     _version(serving, 1, "/models/one")
     baseline = _run(tmp_path, serving, "/models/one")
-    assert baseline.get_int_custom_property(executor.FOUND) == 1
-    assert baseline.get_int_custom_property(executor.SAME_AS_CANDIDATE) == 1
+    assert baseline.get_int_custom_property(properties.FOUND) == 1
+    assert baseline.get_int_custom_property(properties.SAME_AS_CANDIDATE) == 1
     assert not (tmp_path / "baseline_model").exists()
 
 
@@ -86,7 +88,7 @@ def test_a_version_pushed_by_something_else_is_still_a_baseline(tmp_path):
     serving = tmp_path / "serving"
     _version(serving, 7, model_uri=None)  # no model card
     baseline = _run(tmp_path, serving, "/models/new")
-    assert baseline.get_int_custom_property(executor.SERVING_VERSION) == 7
-    assert baseline.get_string_custom_property(executor.SOURCE_MODEL_URI) == ""
-    assert baseline.get_int_custom_property(executor.SAME_AS_CANDIDATE) == 0
+    assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 7
+    assert baseline.get_string_custom_property(properties.SOURCE_MODEL_URI) == ""
+    assert baseline.get_int_custom_property(properties.SAME_AS_CANDIDATE) == 0
     assert (Path(baseline.uri) / "Format-Serving" / "saved_model.pb").exists()

@@ -12,10 +12,10 @@ from tfx.components.evaluator import constants  # noqa: E402
 from tfx.dsl.components.base import base_executor  # noqa: E402
 from tfx.proto.orchestration import pipeline_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
-from tfx.utils import import_utils  # noqa: E402
 
-from components.registry_pusher import executor  # noqa: E402
-from pipeline import evaluation, registry  # noqa: E402
+from components.evaluator import baseline as properties  # noqa: E402
+from components.registry_pusher import executor, mlflow_registry, publish, serving_root  # noqa: E402
+from pipeline import registry  # noqa: E402
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -57,7 +57,7 @@ def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.M
                                             baseline.uri)
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                          baseline.id)
-        blessing.set_int_custom_property(evaluation.BASELINE_SERVING_VERSION, baseline_version)
+        blessing.set_int_custom_property(properties.BASELINE_SERVING_VERSION, baseline_version)
     return blessing
 
 
@@ -162,8 +162,8 @@ def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
             return 8
         return real_next_version(serving_dir)
 
-    real_next_version = executor.next_version
-    monkeypatch.setattr(executor, "next_version", racing_next_version)
+    real_next_version = serving_root.next_version
+    monkeypatch.setattr(serving_root, "next_version", racing_next_version)
     pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
     assert _prop(pushed, "pushed_version") == "9"
     assert _versions(serving) == ["1", "7", "8", "9"]
@@ -176,7 +176,7 @@ def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
 def test_interrupted_push_publishes_nothing_and_a_rerun_succeeds(tmp_path, models, monkeypatch):
     serving = tmp_path / "serving" / "pets"
     seen_by_reader: List[List[str]] = []
-    real_copy = executor._copy_file
+    real_copy = publish._copy_file
 
     def failing_copy(src: str, dst: str) -> str:
         # What a reader (TF Serving polling the folder) sees at each step of the copy.
@@ -185,13 +185,13 @@ def test_interrupted_push_publishes_nothing_and_a_rerun_succeeds(tmp_path, model
             raise OSError(28, "No space left on device (injected)")
         return real_copy(src, dst)
 
-    monkeypatch.setattr(executor, "_copy_file", failing_copy)
+    monkeypatch.setattr(publish, "_copy_file", failing_copy)
     with pytest.raises(OSError, match="injected"):
         _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
     assert len(seen_by_reader) >= 3 and all(v == [] for v in seen_by_reader)
     assert _versions(serving) == []  # no version, and no staging folder left behind
 
-    monkeypatch.setattr(executor, "_copy_file", real_copy)
+    monkeypatch.setattr(publish, "_copy_file", real_copy)
     pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
     assert _versions(serving) == ["1"] and _prop(pushed, "pushed_version") == "1"
     copied = {p.relative_to(serving / "1") for p in (serving / "1").rglob("*")}
@@ -201,14 +201,14 @@ def test_interrupted_push_publishes_nothing_and_a_rerun_succeeds(tmp_path, model
 
 def test_remote_filesystem_push_writes_saved_model_last(tmp_path, models, monkeypatch):
     order: List[str] = []
-    real_copy_file = executor.io_utils.copy_file
+    real_copy_file = publish.io_utils.copy_file
 
     def recording_copy_file(src: str, dst: str, *args, **kwargs):
         order.append(os.path.basename(dst))
         return real_copy_file(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(executor.io_utils, "copy_file", recording_copy_file)
-    card = executor.publish_remote(os.path.join(models[0].uri, "Format-Serving"),
+    monkeypatch.setattr(publish.io_utils, "copy_file", recording_copy_file)
+    card = publish.publish_remote(os.path.join(models[0].uri, "Format-Serving"),
                                    "ram://serving/pets", {"model_name": "pets"}, LABELS)
     assert card["serving_path"] == "ram://serving/pets/1"
     assert tf.io.gfile.exists("ram://serving/pets/1/model_card.json")
@@ -224,17 +224,17 @@ def test_pushed_versions_are_registered_and_the_newest_is_champion(tmp_path, mod
     second = _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving,
                    registry_uri)
     assert [_prop(p, "registry_status") for p in (first, second)] == ["registered"] * 2
-    client = registry.connect(registry_uri)
-    champion = registry.champion(client, "pets")
+    client = mlflow_registry.connect(registry_uri)
+    champion = mlflow_registry.champion(client, "pets")
     assert champion.version == int(_prop(second, "registry_version"))
-    assert champion.tags[registry.SERVING_VERSION_TAG] == "2"
-    assert champion.tags[registry.SERVING_PATH_TAG] == str(serving / "2")
-    assert champion.tags[registry.PREVIOUS_CHAMPION_TAG] == _prop(first, "registry_version")
+    assert champion.tags[mlflow_registry.SERVING_VERSION_TAG] == "2"
+    assert champion.tags[mlflow_registry.SERVING_PATH_TAG] == str(serving / "2")
+    assert champion.tags[mlflow_registry.PREVIOUS_CHAMPION_TAG] == _prop(first, "registry_version")
     assert champion.tags["baseline_serving_version"] == "1"
     assert champion.tags["model_uri"] == models[1].uri
     run = client.get_run(champion.run_id)
     assert run.data.params["eval.min_accuracy"] == "0.5"
-    assert client.list_artifacts(champion.run_id, registry.CARD_ARTIFACT_PATH)
+    assert client.list_artifacts(champion.run_id, mlflow_registry.CARD_ARTIFACT_PATH)
 
 
 def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path, models,
@@ -250,32 +250,24 @@ def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path,
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "NOT registered" in logged and "imgpipe registry sync" in logged
 
-    client = registry.connect(registry_uri)
+    client = mlflow_registry.connect(registry_uri)
     assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == [1]
     rows = registry.entries(client, "pets-outage", str(serving))
     assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [(1, True, [])]
     assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == []
 
 
-# -- compiled by import path ---------------------------------------------------------------
-def test_executors_are_compiled_by_import_path(tmp_path):
-    from tfx.dsl.compiler import compiler
-    from tfx.proto.orchestration import executable_spec_pb2
+def test_new_sqlite_registries_start_from_one_cached_empty_database(tmp_path, monkeypatch):
+    from trainer import user_cache
 
-    from pipeline.config import load_config
-    from pipeline.evaluation import EvaluatorExecutor
-    from pipeline.pipeline import create_pipeline
-
-    config = load_config(overrides=(f"home={tmp_path}",))
-    ir = compiler.Compiler().compile(create_pipeline(config, str(tmp_path / "data")))
-    deployment = pipeline_pb2.IntermediateDeploymentConfig()
-    ir.deployment_config.Unpack(deployment)
-    pusher = executable_spec_pb2.PythonClassExecutableSpec()
-    deployment.executor_specs["Pusher"].Unpack(pusher)
-    evaluator = executable_spec_pb2.BeamExecutableSpec()
-    deployment.executor_specs["Evaluator"].Unpack(evaluator)
-    assert pusher.class_path == "components.registry_pusher.executor.Executor"
-    assert evaluator.python_executor_spec.class_path == "pipeline.evaluation.EvaluatorExecutor"
-    assert import_utils.import_class_by_path(pusher.class_path) is executor.Executor
-    assert import_utils.import_class_by_path(
-        evaluator.python_executor_spec.class_path) is EvaluatorExecutor
+    monkeypatch.setenv(user_cache.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    first = mlflow_registry.connect(f"sqlite:///{tmp_path}/a/mlflow.db")
+    assert len(list((tmp_path / "cache").glob("mlflow-*-empty.db"))) == 1
+    second = mlflow_registry.connect(f"sqlite:///{tmp_path}/b/mlflow.db")
+    for client in (first, second):
+        # MLflow's own default experiment, made on first use as in a new database.
+        assert [(e.experiment_id, e.name) for e in client.search_experiments()] == \
+            [("0", "Default")]
+    first.create_registered_model("only_in_a")
+    assert [m.name for m in first.search_registered_models()] == ["only_in_a"]
+    assert second.search_registered_models() == []

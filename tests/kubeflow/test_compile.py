@@ -12,7 +12,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from conftest import CLUSTER, IMAGE, sets
 from pipeline import kubeflow
 from pipeline.cli import main
-from pipeline.config import ConfigError, load_config
+from pipeline.config import load_config
+from trainer.config_fields import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER_RESOURCES = ("kubeflow.resources.trainer.cpu=8", "kubeflow.resources.trainer.memory_gb=30",
@@ -229,10 +230,50 @@ def test_every_executor_and_module_in_the_spec_imports_here_and_ships_in_the_ima
         assert isinstance(getattr(importlib.import_module(module), name), type), path
         if module.split(".")[0] in {"components", "pipeline", "trainer"}:
             assert module.rsplit(".", 1)[0] in packages, f"{path} is not installed by setup.py"
-    tasks = _tasks(compiled["yaml"])
-    dotted = [tasks["Trainer"]["inputs"]["parameters"]["run_fn"]["runtimeValue"]["constant"],
-              tasks["Transform"]["inputs"]["parameters"]["preprocessing_fn"]["runtimeValue"]
-              ["constant"]]
-    for path in dotted:
-        module, name = path.rsplit(".", 1)
-        assert callable(getattr(importlib.import_module(module), name)), path
+
+
+def _constant(spec, task: str, parameter: str) -> str:
+    return _tasks(spec)[task]["inputs"]["parameters"][parameter]["runtimeValue"]["constant"]
+
+
+def test_the_specs_preprocessing_fn_runs_as_transform_loads_it(compiled, tmp_path):
+    """Loaded from its dotted path the way TFX's Transform does, and run by tf.Transform
+    on raw examples: labels become vocabulary ids (most frequent first), images pass."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tfx.components.util import udf_utils
+
+    from trainer import features
+
+    name = "preprocessing_fn"
+    preprocessing_fn = udf_utils.get_fn(
+        {name: _constant(compiled["yaml"], "Transform", name)}, name)
+    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.string)}
+    rows = [{features.IMAGE_KEY: f"img{i}".encode(), features.LABEL_KEY: label}
+            for i, label in enumerate([b"tulip ", b"daisy", b" tulip"])]
+    with tft_beam.Context(temp_dir=str(tmp_path)):
+        (transformed, _), _ = (rows, tft.DatasetMetadata.from_feature_spec(spec)) | \
+            tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+    assert [row[features.LABEL_ID_KEY] for row in transformed] == [0, 1, 0]
+    assert [row[features.TRANSFORMED_IMAGE_KEY] for row in transformed] == \
+        [row[features.IMAGE_KEY] for row in rows]
+
+
+def test_the_specs_run_fn_gets_the_train_section_it_was_compiled_with(compiled):
+    """The Trainer loads run_fn from its dotted path (trained for real in
+    tests/trainer/test_task.py) and hands it the train_config parameter as custom_config:
+    by default, the compiled train section, which run_fn rebuilds the same."""
+    from tfx.components.util import udf_utils
+
+    from trainer import task
+    from trainer.config_fields import section_from_dict
+    from trainer.train_config import TrainConfig
+
+    assert udf_utils.get_fn({"run_fn": _constant(compiled["yaml"], "Trainer", "run_fn")},
+                            "run_fn") is task.run_fn
+    declared = compiled["yaml"]["root"]["inputDefinitions"]["parameters"]
+    custom_config = json.loads(declared["train_config"]["defaultValue"])
+    rebuilt = section_from_dict(TrainConfig, custom_config["train"], "train")
+    assert rebuilt == compiled["config"].train and rebuilt.learning_rate == 0.0005

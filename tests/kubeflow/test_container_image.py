@@ -1,9 +1,15 @@
-"""The Dockerfile, checked statically (no Docker engine here): pinned Python 3.10 slim
-base, the lock file, a non-root user, the Keras mode, the project's executors at the
+"""The Dockerfile (no Docker engine here): its project steps replayed on this machine
+(COPY through .dockerignore, then the install), and checked as text: pinned Python 3.10
+slim base, the lock file, a non-root user, the Keras mode, the project's executors at the
 import paths the compiled spec names, and a .dockerignore that keeps them in."""
 import fnmatch
+import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -122,8 +128,9 @@ def test_dockerignore_keeps_what_the_build_copies_and_drops_the_rest():
         assert _ignored(heavy, patterns), heavy
 
 
-def test_every_project_executor_in_the_spec_is_copied_into_the_image(dockerfile):
-    """The spec names executors by import path; those modules must be in the image."""
+@pytest.fixture(scope="module")
+def spec_paths() -> set:
+    """The project's import paths the compiled spec names (executors, run_fn, ...)."""
     job = kubeflow.compile_spec(kubeflow.cluster_config(load_config(overrides=CLUSTER)))
     text = str(job["pipelineSpec"])
     paths = set(re.findall(r"'--executor_class_path', '([\w.]+)'", text))
@@ -131,8 +138,72 @@ def test_every_project_executor_in_the_spec_is_copied_into_the_image(dockerfile)
     project = {p for p in paths if p.split(".")[0] in PROJECT_PACKAGES}
     assert {"components.image_example_gen.executor.Executor", "trainer.task.run_fn",
             "trainer.preprocessing.preprocessing_fn"} <= project
+    return project
+
+
+def test_every_project_executor_in_the_spec_is_copied_into_the_image(dockerfile, spec_paths):
+    """The spec names executors by import path; those modules must be in the image."""
     copied = {a.split()[0] for k, a in _final_stage(dockerfile) if k == "COPY"}
-    for path in project:
+    for path in spec_paths:
         module_file = REPO / Path(*path.split(".")[:-1]).with_suffix(".py")
         assert module_file.is_file(), path
         assert path.split(".")[0] in copied, f"{path}: its package is not copied"
+
+
+def _build_context(root: Path, patterns: List[str]) -> None:
+    """What `docker build .` sends: the checkout less .dockerignore's matches."""
+    for folder, dirs, files in os.walk(REPO):
+        relative = os.path.relpath(folder, REPO)
+        dirs[:] = [d for d in dirs if not _ignored(os.path.normpath(os.path.join(relative, d)),
+                                                   patterns)]
+        for name in files:
+            path = os.path.normpath(os.path.join(relative, name))
+            if not _ignored(path, patterns):
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / path, root / path)
+
+
+def test_the_project_installs_from_what_the_dockerfile_copies(dockerfile, spec_paths, tmp_path):
+    """The final stage's project steps, replayed here: its COPY instructions from the build
+    context (.dockerignore applied) into a scratch filesystem, then its install command
+    (pip via uv, no dependencies), into a fresh folder instead of the system's. Every
+    module the spec runs then resolves from that install, in a process that does not see
+    this checkout."""
+    context, image, site = tmp_path / "context", tmp_path / "image", tmp_path / "site"
+    _build_context(context, [line.strip() for line in (REPO / ".dockerignore").read_text()
+                             .splitlines() if line.strip() and not line.startswith("#")])
+    stage = _final_stage(dockerfile)
+    for source, target in (a.split() for k, a in stage if k == "COPY"
+                           and not a.startswith("--from") and a.split()[0] != "requirements.lock"):
+        destination = image / target.lstrip("/")
+        if (context / source).is_dir():
+            shutil.copytree(context / source, destination)
+        else:
+            destination = destination / source if target.endswith("/") else destination
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(context / source, destination)
+    installs = [shlex.split(cmd) for k, a in stage if k == "RUN" for cmd in a.split("&&")
+                if "--no-deps" in cmd]
+    assert len(installs) == 1, installs
+    argv = installs[0]
+    assert argv[:3] == ["uv", "pip", "install"] and "--system" in argv
+    source = argv[-1]
+    assert source.startswith("/") and (image / source.lstrip("/") / "setup.py").is_file()
+    # The image's system Python becomes a target folder; the build backend (setuptools)
+    # comes from the venv, as the image's comes from the lock.
+    command = [str(Path(sys.prefix) / "bin" / "uv"), *argv[1:-1], "--python", sys.executable,
+               "--target", str(site), "--no-build-isolation", str(image / source.lstrip("/"))]
+    command.remove("--system")
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    assert (site / "pipeline" / "configs" / "demo.yaml").is_file()  # package data
+
+    modules = sorted({p.rsplit(".", 1)[0] for p in spec_paths})
+    probe = ("import importlib.util, json, sys\n"
+             "print(json.dumps({m: importlib.util.find_spec(m).origin for m in sys.argv[1:]}))")
+    env = {**os.environ, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
+    found = subprocess.run([sys.executable, "-c", probe, *modules], cwd=tmp_path, env=env,
+                           check=True, capture_output=True, text=True, timeout=300)
+    origins = json.loads(found.stdout.strip().splitlines()[-1])
+    assert set(origins) == set(modules)
+    for module, origin in origins.items():
+        assert Path(origin).is_relative_to(site), (module, origin)

@@ -1,7 +1,10 @@
 """The kubeflow and beam config sections: defaults, partial overrides, profiles."""
+from pathlib import Path
+
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import load_config
+from trainer.config_fields import ConfigError
 
 
 def test_local_beam_args_stay_in_memory_and_kubeflow_defaults_to_worker_processes():
@@ -64,3 +67,21 @@ def test_errors_name_the_field(override, field):
         else (override,)
     with pytest.raises(ConfigError, match=f"'{field}"):
         load_config(overrides=overrides)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlays_ship_the_default_recipe(overlay):
+    """Production trains what a first local run trains: the overlay states the recipe, and
+    what it states is the defaults, so neither can drift from the other."""
+    import dataclasses
+
+    import yaml
+
+    from trainer.train_config import TrainConfig
+
+    path = Path(__file__).resolve().parents[2] / "kubernetes" / "overlays" / overlay / \
+        "pipeline.yaml"
+    stated = yaml.safe_load(path.read_text())["train"]
+    assert {"backbone", "weights", "image_size", "phase1_epochs", "phase2_epochs"} <= set(stated)
+    assert load_config(str(path)).train == TrainConfig()
+    assert stated == {k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k in stated}

@@ -24,7 +24,7 @@ from pipeline.pipeline import runtime_parameter_values
 
 pytestmark = pytest.mark.slow  # 10-15 minutes on 2 cores: thirteen TFX task processes
 
-TINY = ("train.backbone=mobilenet_v2", "train.weights=none", "train.image_size=32",
+TINY = ("train.backbone=efficientnet_lite0", "train.weights=imagenet", "train.image_size=32",
         "train.phase1_epochs=1", "train.phase2_epochs=1", "train.augment=false",
         "train.batch_size=32", "registry.enabled=false", "beam.kubeflow_direct_num_workers=1")
 # Compiled defaults a run must override for the assertions below to hold.
@@ -129,7 +129,8 @@ def test_first_run_found_no_baseline(run):
 
 
 def test_second_run_compares_with_the_first_runs_pushed_model(run):
-    from pipeline import evaluation
+    from components.evaluator import results
+    from components.evaluator.names import ACCURACY
 
     baseline = run["second"]["LatestBlessedModel"].outputs["baseline_model"]
     assert baseline["metadata"]["found"] == 1 and baseline["metadata"]["serving_version"] == 1
@@ -137,8 +138,8 @@ def test_second_run_compares_with_the_first_runs_pushed_model(run):
     assert baseline["metadata"]["source_model_uri"] == str(_uri(run, "Trainer", "model"))
     # The copy is the pushed SavedModel, in a Model artifact's layout.
     tf.saved_model.load(str(Path(baseline["uri"]) / "Format-Serving"))
-    result = evaluation.read_evaluation(str(_uri(run, "Evaluator", "evaluation", "second")))
-    assert result.has_baseline and evaluation.ACCURACY in result.baseline
+    result = results.read_evaluation(str(_uri(run, "Evaluator", "evaluation", "second")))
+    assert result.has_baseline and ACCURACY in result.baseline
     blessing = run["second"]["Evaluator"].outputs["blessing"]["metadata"]
     assert blessing["baseline_serving_version"] == 1
     assert blessing["baseline_is_candidate"] == 0

@@ -5,11 +5,11 @@ moves champion back without touching the serving root. Shares `e2e` and `promoti
 import json
 import os
 
-from pipeline import registry
+from components.registry_pusher import serving_root
 
 
 def _card(summary) -> dict:
-    with open(os.path.join(summary.pushed_to, registry.CARD_FILE)) as f:
+    with open(os.path.join(summary.pushed_to, serving_root.CARD_FILE)) as f:
         return json.load(f)
 
 

@@ -1,17 +1,15 @@
+"""The composed config: YAML and flags typed per section, errors that name the field
+(the default config's pipeline: test_pipeline.py)."""
 import pytest
 
-from pipeline.config import ConfigError, load_config
-
-
-def test_defaults_validate_and_run_the_demo():
-    config = load_config()
-    assert config.data.source == "demo"
-    assert config.serving_dir.endswith("serving/image_classifier")
+from pipeline.config import load_config
+from trainer.config_fields import ConfigError
 
 
 def test_yaml_and_overrides_are_typed(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("train:\n  image_size: 96\n  dense_units: [64, 32]\neval:\n  min_accuracy: 0.7\n")
+    path.write_text("train:\n  image_size: 96\n  dense_units: [64, 32]\n"
+                    "eval:\n  min_accuracy: 0.7\n")
     config = load_config(str(path), ("train.phase2_epochs=0", "train.augment=false",
                                      "data.accepted_formats=JPEG,PNG"))
     assert config.train.image_size == 96 and config.train.dense_units == [64, 32]

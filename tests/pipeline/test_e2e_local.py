@@ -1,5 +1,6 @@
 """End to end: one real local pipeline run (and a re-run), shared via the `e2e` fixture."""
 import io
+import json
 import os
 
 import numpy as np
@@ -80,13 +81,14 @@ def _first(root: str, component: str, output: str) -> str:
 def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
     """Accuracy and top-k accuracy as TFMA reports them equal what the pushed model
     predicts for the eval split's serialized examples, scored here with NumPy."""
-    from pipeline import evaluation
+    from components.evaluator import metrics, results
+    from components.evaluator.names import ACCURACY, EXAMPLE_COUNT, RECALL, TOP_K_ACCURACY
     from trainer import features
 
     config, first = e2e["config"], e2e["first"]
     root = config.pipeline_root
     model = tf.saved_model.load(first.pushed_to)
-    labels = evaluation.read_labels(first.pushed_to)
+    labels = results.read_labels(first.pushed_to)
     files = tf.io.gfile.glob(os.path.join(_first(root, "ImageExampleGen", "examples"),
                                           "Split-eval", "*"))
     scores, truth = [], []
@@ -97,16 +99,44 @@ def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
             label = tf.train.Example.FromString(record).features.feature[features.LABEL_KEY]
             truth.append(labels.index(label.bytes_list.value[0].decode()))
     scores, truth = np.concatenate(scores), np.array(truth)
-    ranks = np.array([evaluation.label_rank(t, s) for t, s in zip(truth, scores)])
+    ranks = np.array([metrics.label_rank(t, s) for t, s in zip(truth, scores)])
     k = min(config.train.top_k, len(labels))
 
-    reported = evaluation.read_evaluation(_first(root, "Evaluator", "evaluation"))
-    assert reported.metrics[evaluation.EXAMPLE_COUNT] == len(truth)
-    assert reported.metrics[evaluation.ACCURACY] == pytest.approx(
+    reported = results.read_evaluation(_first(root, "Evaluator", "evaluation"))
+    assert reported.metrics[EXAMPLE_COUNT] == len(truth)
+    assert reported.metrics[ACCURACY] == pytest.approx(
         np.mean(np.argmax(scores, axis=1) == truth))
-    assert reported.metrics[evaluation.TOP_K_ACCURACY] == pytest.approx(np.mean(ranks < k))
-    assert first.accuracy == pytest.approx(reported.metrics[evaluation.ACCURACY])
+    assert reported.metrics[TOP_K_ACCURACY] == pytest.approx(np.mean(ranks < k))
+    assert first.accuracy == pytest.approx(reported.metrics[ACCURACY])
     for class_id in range(len(labels)):  # the label slice's accuracy is the class's recall
-        by_label = next(s for s in reported.slices if s["slice"] == f"{features.LABEL_KEY}={labels[class_id]}")
-        assert by_label[evaluation.ACCURACY] == pytest.approx(
-            reported.per_class[class_id][evaluation.RECALL])
+        name = f"{features.LABEL_KEY}={labels[class_id]}"
+        by_label = next(s for s in reported.slices if s["slice"] == name)
+        assert by_label[ACCURACY] == pytest.approx(reported.per_class[class_id][RECALL])
+
+
+def test_accuracy_and_recall_carry_bootstrap_intervals_everywhere(e2e):
+    """The summary, the model card and the MLflow run all state the same 95% intervals,
+    computed from the Evaluator's own confusion matrix, around the reported values."""
+    from components.evaluator import confidence, results
+    from components.registry_pusher import mlflow_registry, serving_root
+
+    config, first = e2e["config"], e2e["first"]
+    reported = results.read_evaluation(_first(config.pipeline_root, "Evaluator", "evaluation"))
+    intervals = confidence.bootstrap_intervals(reported.confusion)
+    assert reported.intervals == intervals
+    low, high = intervals.accuracy
+    assert low <= first.accuracy <= high and high - low > 0
+    assert first.accuracy_interval == [low, high]
+    line = next(x for x in first.lines() if x.startswith("eval accuracy"))
+    assert f"95% CI {low:.3f}-{high:.3f}" in line
+    assert [name for name, _, _ in first.class_recall] == results.read_labels(first.pushed_to)
+    assert any(x.startswith("recall by class (95% CI)") for x in first.lines())
+
+    with open(os.path.join(first.pushed_to, serving_root.CARD_FILE)) as f:
+        card = json.load(f)
+    assert card["confidence_intervals"]["accuracy"] == [low, high]
+    assert set(card["confidence_intervals"]["recall"]) == set(card["per_class"])
+    client = mlflow_registry.connect(config.registry_uri)
+    run = client.get_run(mlflow_registry.champion(client, config.registry_model_name).run_id)
+    assert run.data.metrics["accuracy_ci_low"] == pytest.approx(low)
+    assert run.data.metrics["accuracy_ci_high"] == pytest.approx(high)

@@ -1,13 +1,13 @@
 """The MLflow registry helpers and `imgpipe registry ...` on a real sqlite registry, with
 model cards in a serving root as the pusher leaves them (no pipeline run needed)."""
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from pipeline import registry
+from components.registry_pusher import mlflow_registry, serving_root
 from pipeline.cli import main as imgpipe
+from trainer import contract
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,9 @@ def _publish(home: Path, model: str, version: int, accuracy: float) -> dict:
             "labels": ["a", "b"], "blessed": True,
             "metrics": {"accuracy": accuracy, "example_count": 10.0},
             "per_class": {"a": {"recall": 1.0}, "b": {"recall": accuracy}},
+            "confidence_intervals": {"level": 0.95, "resamples": 2000,
+                                     "accuracy": [accuracy - 0.1, accuracy + 0.05],
+                                     "recall": {"a": [0.9, 1.0], "b": None}},
             "baseline": {"serving_version": version - 1, "metrics": {"accuracy": 0.5}}
             if version > 1 else None,
             "thresholds": {"mode": "value thresholds only (no baseline yet)"},
@@ -37,7 +40,7 @@ def _publish(home: Path, model: str, version: int, accuracy: float) -> dict:
             "config_hash": "abc", "params": {"train.seed": 42},
             "lineage": {"pipeline_name": "imgpipe", "pipeline_run_id": f"run-{version}",
                         "model_id": 100 + version}}
-    (path / registry.CARD_FILE).write_text(json.dumps(card))
+    (path / serving_root.CARD_FILE).write_text(json.dumps(card))
     return card
 
 
@@ -47,21 +50,21 @@ def _uri(home: Path) -> str:
 
 def _register(home: Path, model: str, versions: int) -> None:
     for v in range(1, versions + 1):
-        registry.register(_uri(home), model, _publish(home, model, v, 0.8 + v / 100))
+        mlflow_registry.register(_uri(home), model, _publish(home, model, v, 0.8 + v / 100))
 
 
 def _champion(home: Path, model: str) -> str:
-    version = registry.champion(registry.connect(_uri(home)), model)
-    return version.tags[registry.SERVING_VERSION_TAG]
+    version = mlflow_registry.champion(mlflow_registry.connect(_uri(home)), model)
+    return version.tags[mlflow_registry.SERVING_VERSION_TAG]
 
 
 def test_registered_version_carries_metrics_lineage_and_card(home):
     _register(home, "cards", 2)
-    client = registry.connect(_uri(home))
-    version = registry.champion(client, "cards")
-    assert version.tags[registry.SERVING_VERSION_TAG] == "2"
-    assert version.tags[registry.SERVING_PATH_TAG] == str(home / "serving" / "cards" / "2")
-    assert version.source == version.tags[registry.SERVING_PATH_TAG]  # local store
+    client = mlflow_registry.connect(_uri(home))
+    version = mlflow_registry.champion(client, "cards")
+    assert version.tags[mlflow_registry.SERVING_VERSION_TAG] == "2"
+    assert version.tags[mlflow_registry.SERVING_PATH_TAG] == str(home / "serving" / "cards" / "2")
+    assert version.source == version.tags[mlflow_registry.SERVING_PATH_TAG]  # local store
     assert version.tags["pipeline_run_id"] == "run-2" and version.tags["model_id"] == "102"
     assert version.tags["baseline_serving_version"] == "1" and version.tags["blessed"] == "true"
     metrics = client.get_run(version.run_id).data.metrics
@@ -69,9 +72,12 @@ def test_registered_version_carries_metrics_lineage_and_card(home):
     assert metrics["recall/b"] == pytest.approx(0.82)
     assert metrics["accuracy_diff"] == pytest.approx(0.32)
     assert metrics["data_rejected"] == 2
-    artifacts = {a.path for a in client.list_artifacts(version.run_id, registry.CARD_ARTIFACT_PATH)}
-    assert artifacts == {f"{registry.CARD_ARTIFACT_PATH}/{registry.CARD_FILE}",
-                         f"{registry.CARD_ARTIFACT_PATH}/{registry.LABELS_FILE}"}
+    assert (metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]) == \
+        (pytest.approx(0.72), pytest.approx(0.87))
+    assert metrics["recall_ci_low/a"] == pytest.approx(0.9) and "recall_ci_low/b" not in metrics
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, mlflow_registry.CARD_ARTIFACT_PATH)}
+    assert artifacts == {f"{mlflow_registry.CARD_ARTIFACT_PATH}/{serving_root.CARD_FILE}",
+                         f"{mlflow_registry.CARD_ARTIFACT_PATH}/{contract.LABELS_FILE}"}
 
 
 def test_list_shows_versions_aliases_and_unregistered_pushes(home, capsys):
@@ -140,32 +146,28 @@ def test_unreachable_registry_is_reported_not_raised(tmp_path, capsys):
     assert "imgpipe registry:" in capsys.readouterr().out
 
 
-def test_registry_config_defaults_and_errors(tmp_path):
-    from pipeline.config import ConfigError, load_config
+def test_the_registry_section_decides_where_commands_look(tmp_path, capsys):
+    """Without registry.* the registry is a sqlite file under home and the model is named
+    after model_name; registry.model_name renames it. A bad value names its field."""
+    from pipeline.config import load_config
+    from trainer.config_fields import ConfigError
 
     config = load_config(overrides=(f"home={tmp_path}",))
-    assert config.registry_uri == "sqlite:///" + os.path.join(tmp_path, "mlflow", "mlflow.db")
-    assert config.registry_model_name == config.model_name
-    config = load_config(overrides=("registry.tracking_uri=http://mlflow:5000",
-                                    "registry.model_name=flowers"))
-    assert config.registry_uri == "http://mlflow:5000" and config.registry_model_name == "flowers"
+    database = tmp_path / "mlflow" / "mlflow.db"
+    assert config.registry_uri == f"sqlite:///{database}"
+    mlflow_registry.register(config.registry_uri, config.model_name,
+                             _publish(tmp_path, config.model_name, 1, 0.9))
+    assert database.is_file()
+    assert imgpipe(["registry", "list", "--home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"model '{config.model_name}' in sqlite:///{database}" in out and "champion" in out
+    assert imgpipe(["registry", "list", "--home", str(tmp_path),
+                    "--set", "registry.model_name=flowers"]) == 0
+    out = capsys.readouterr().out
+    assert "model 'flowers'" in out and "NOT REGISTERED" in out  # pushed as image_classifier
+    server = load_config(overrides=("registry.tracking_uri=http://mlflow:5000",))
+    assert server.registry_uri == "http://mlflow:5000"
     with pytest.raises(ConfigError, match="'registry.model_name'"):
         load_config(overrides=("registry.model_name=a/b",))
     with pytest.raises(ConfigError, match="'eval.min_class_recall'"):
         load_config(overrides=("eval.min_class_recall=2",))
-
-
-def test_new_sqlite_registries_start_from_one_cached_empty_database(tmp_path, monkeypatch):
-    from pipeline import user_cache
-
-    monkeypatch.setenv(user_cache.CACHE_ENV_VAR, str(tmp_path / "cache"))
-    first = registry.connect(f"sqlite:///{tmp_path}/a/mlflow.db")
-    assert len(list((tmp_path / "cache").glob("mlflow-*-empty.db"))) == 1
-    second = registry.connect(f"sqlite:///{tmp_path}/b/mlflow.db")
-    for client in (first, second):
-        # MLflow's own default experiment, made on first use as in a new database.
-        assert [(e.experiment_id, e.name) for e in client.search_experiments()] == \
-            [("0", "Default")]
-    first.create_registered_model("only_in_a")
-    assert [m.name for m in first.search_registered_models()] == ["only_in_a"]
-    assert second.search_registered_models() == []

@@ -12,7 +12,8 @@ from typing import Any, Dict, List
 import pytest
 from PIL import Image
 
-from pipeline import evaluation, local, report
+from components.evaluator.names import CONFUSION_MATRIX
+from pipeline import report, report_data, run_summary
 from pipeline.cli import main as imgpipe
 
 PLOTS = ("training_curves.png", "confusion_matrix.png", "per_class.png",
@@ -35,15 +36,16 @@ def _tfma_confusion(config, run_id: str) -> List[List[float]]:
     """TFMA's multi-class confusion matrix at threshold 0, read straight from its output."""
     import tensorflow_model_analysis as tfma
 
-    with local.open_store(config) as m:
-        uri = local.run_artifacts(m.store, local.find_run(m.store, config.name, run_id))[
+    with run_summary.open_store(config) as m:
+        uri = run_summary.run_artifacts(m.store, run_summary.find_run(m.store, config.name,
+                                                                      run_id))[
             ("Evaluator", "evaluation")].uri
     for plots in tfma.load_plots(uri):
         if plots.slice_key.single_slice_keys:
             continue
         for item in plots.plot_keys_and_values:
             if item.key.model_name != tfma.BASELINE_KEY and item.key.name == \
-                    evaluation.CONFUSION_MATRIX:
+                    CONFUSION_MATRIX:
                 matrix = item.value.multi_class_confusion_matrix_at_thresholds.matrices[0]
                 assert matrix.threshold == 0.0
                 n = 1 + max(max(e.actual_class_id, e.predicted_class_id) for e in matrix.entries)
@@ -87,7 +89,7 @@ def test_gallery_agrees_with_tfma_on_what_is_misclassified(reports, promotion):
     assert numbers["misclassified"]["scanned"] == sum(map(sum, expected))
     assert numbers["misclassified"]["errors"] == errors > 0
     shown = numbers["misclassified"]["shown"]
-    assert len(shown) == min(errors, report.GALLERY_LIMIT)
+    assert len(shown) == min(errors, report_data.GALLERY_LIMIT)
     text = reports["worse"].read_text()
     assert text.count("<figure>") == len(shown) and "predicted <b>" in text
 
@@ -113,7 +115,7 @@ def test_report_of_an_unchanged_rerun_names_the_model_itself_as_baseline(e2e, tm
 
 
 def test_training_curves_cover_both_phases(promotion):
-    data = report.gather(promotion["better_config"], promotion["better"].run_id)
+    data = report_data.gather(promotion["better_config"], promotion["better"].run_id)
     assert [p["name"] for p in data.history] == ["phase1", "phase2"]
     assert data.history[1]["epochs"][0] == data.history[0]["epochs"][-1] + 1
 

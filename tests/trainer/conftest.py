@@ -20,6 +20,15 @@ def records(tmp_path_factory):
             "eval": [write_records(root / "eval.gz", synthetic_images(12, seed=1))]}
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state (initial weights, shuffles, dropout),
+    whichever tests ran before it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture
 def eager_steps():
     """Keras' step functions run eagerly: on a few tiny batches that is much faster than

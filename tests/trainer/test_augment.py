@@ -2,23 +2,25 @@
 import keras
 import numpy as np
 
-from pipeline.config import TrainConfig
 from trainer import augment, data
+from trainer.train_config import TrainConfig
 from trainer_helpers import IMAGE_SIZE
 
 
 def test_layers_follow_the_config():
     assert augment.build_augmenter(TrainConfig(augment=False)) is None
     assert augment.build_augmenter(TrainConfig(
-        augment_flip="none", augment_rotation=0, augment_zoom=0, augment_contrast=0)) is None
-    layers = augment.build_augmenter(TrainConfig(augment_flip="vertical", augment_zoom=0)).layers
+        augment=True, augment_flip="none", augment_rotation=0, augment_zoom=0, augment_contrast=0)) is None
+    layers = augment.build_augmenter(TrainConfig(augment=True, augment_flip="vertical",
+                                                  augment_zoom=0)).layers
     assert [type(layer) for layer in layers] == [
         keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomContrast]
     assert layers[0].mode == "vertical"
 
 
 def test_training_batches_change_every_pass_and_stay_in_range(records):
-    augmenter = augment.build_augmenter(TrainConfig(augment_rotation=0.2, augment_zoom=0.2))
+    augmenter = augment.build_augmenter(TrainConfig(augment=True, augment_rotation=0.2,
+                                                   augment_zoom=0.2))
     plain = data.image_dataset(records["train"], IMAGE_SIZE, 24)
     augmented = data.image_dataset(records["train"], IMAGE_SIZE, 24, augmenter=augmenter)
     original = next(iter(plain))[0].numpy()

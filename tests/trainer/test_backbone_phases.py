@@ -9,8 +9,8 @@ same invariants with traced functions, in the cached and uncached modes.
 import numpy as np
 import pytest
 
-from pipeline.config import BACKBONE_NAMES, TrainConfig
 from trainer import backbones, data, model as model_lib, schedule
+from trainer.train_config import TrainConfig
 from trainer_helpers import (IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, changed_layers,
                              unfrozen_by, weights_by_layer)
 
@@ -19,7 +19,7 @@ BATCH = 12  # divides both splits: one batch shape, one trace
 pytestmark = pytest.mark.usefixtures("eager_steps")
 
 
-@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+@pytest.mark.parametrize("backbone", list(backbones.BACKBONES))
 def test_phases_change_only_what_the_config_unfroze(backbone, records):
     cfg = TrainConfig(backbone=backbone, weights="none", image_size=IMAGE_SIZE,
                       batch_size=BATCH, phase1_epochs=1, phase2_epochs=1, cache_features=False,

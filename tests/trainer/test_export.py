@@ -10,8 +10,8 @@ import tensorflow as tf
 from PIL import Image
 from skimage import data as skdata
 
-from pipeline.config import TrainConfig
-from trainer import data, export, features, model as model_lib, tflite
+from trainer import contract, data, export, features, model as model_lib, tflite
+from trainer.train_config import TrainConfig
 from trainer_helpers import LABELS, NUM_CLASSES, write_records
 
 SIZE = 64
@@ -89,7 +89,7 @@ def test_bytes_are_not_base64_decoded_inside(exported, photos):
 
 def test_vocabulary_ships_inside_and_transform_features_serves_tfma(exported):
     directory, model = exported
-    with open(f"{directory}/assets/{export.LABELS_ASSET}") as f:
+    with open(f"{directory}/assets/{contract.LABELS_FILE}") as f:
         assert f.read().split() == list(LABELS)
     transformed = model.signatures["transform_features"](
         examples=tf.constant([_raw_example(b"any")]))
@@ -100,7 +100,7 @@ def test_vocabulary_ships_inside_and_transform_features_serves_tfma(exported):
 @pytest.mark.parametrize("mode,tolerance", [("float32", 1e-5), ("dynamic_range", 0.1)])
 def test_tflite_model_matches_keras(classifier, photos, mode, tolerance, tmp_path):
     path = tflite.export_tflite(classifier.model, SIZE, list(LABELS), str(tmp_path), mode)
-    assert (tmp_path / tflite.LABELS_FILE).read_text().split() == list(LABELS)
+    assert (tmp_path / contract.LABELS_FILE).read_text().split() == list(LABELS)
     images = tf.stack([data.image_ops.decode_and_resize(p, SIZE) for p in photos]).numpy()
     interpreter = tf.lite.Interpreter(model_path=path)
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)

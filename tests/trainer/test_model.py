@@ -3,8 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.config import BACKBONE_NAMES, TrainConfig
 from trainer import backbones, model as model_lib
+from trainer.train_config import TrainConfig
 from trainer_helpers import IMAGE_SIZE, NUM_CLASSES
 
 
@@ -16,10 +16,6 @@ def _lite0(**overrides) -> model_lib.ImageClassifier:
 def _images(n: int = 2) -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 255, (n, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(
         "float32")
-
-
-def test_backbone_names_match_the_config():
-    assert set(backbones.BACKBONES) == set(BACKBONE_NAMES)
 
 
 def test_gap_head_moves_pooling_in_front_of_the_head():
@@ -64,7 +60,7 @@ def test_unfreeze_keeps_batchnorm_and_the_bottom_frozen():
             assert not layer.trainable and not layer.trainable_weights
 
 
-@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+@pytest.mark.parametrize("backbone", list(backbones.BACKBONES))
 def test_default_top_is_a_clean_cut(backbone):
     """Every layer of the named top block comes after its first layer (none is left
     frozen by layer order), and the cut needs one tensor from below."""
@@ -88,3 +84,23 @@ def test_split_inside_a_residual_block_needs_the_skip_tensor_too():
 def test_no_split_when_the_whole_base_is_unfrozen():
     c = _lite0()
     assert model_lib.split_base(c, 1) is None
+
+
+def test_from_scratch_every_layer_trains_batchnorm_included():
+    cfg = TrainConfig(backbone="efficientnet_lite0", weights="none", phase1_epochs=0,
+                      image_size=IMAGE_SIZE)
+    assert cfg.from_scratch
+    classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
+    assert classifier.base.trainable
+    bn = next(layer for layer in classifier.base.layers
+              if isinstance(layer, keras.layers.BatchNormalization))
+    before = bn.moving_mean.numpy().copy()
+    classifier.model(_images(4), training=True)  # BatchNorm in training mode: stats move
+    assert not np.allclose(bn.moving_mean.numpy(), before)
+    # Pretrained: the base runs in inference mode whatever the call says.
+    pretrained = _lite0()
+    bn = next(layer for layer in pretrained.base.layers
+              if isinstance(layer, keras.layers.BatchNormalization))
+    before = bn.moving_mean.numpy().copy()
+    pretrained.model(_images(4), training=True)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), before)

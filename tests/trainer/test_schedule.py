@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from pipeline.config import TrainConfig
 from trainer import backbones, data, model as model_lib, schedule
+from trainer.train_config import TrainConfig
 from trainer_helpers import (IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, changed_layers,
                              unfrozen_by, weights_by_layer)
 
@@ -22,8 +22,8 @@ BATCH = 12
 
 def _config(**overrides) -> TrainConfig:
     values = dict(backbone="efficientnet_lite0", weights="none", image_size=IMAGE_SIZE,
-                  batch_size=BATCH, phase1_epochs=1, phase2_epochs=1, tensorboard=False,
-                  checkpoints=False)
+                  batch_size=BATCH, phase1_epochs=1, phase2_epochs=1, augment=True,
+                  tensorboard=False, checkpoints=False)
     return TrainConfig(**{**values, **overrides})
 
 
@@ -52,8 +52,12 @@ def test_cached_phases_leave_the_base_alone_then_train_only_its_top(records, exa
     after1 = weights_by_layer(classifier.base)
     assert changed_layers(start, after1) == set()
 
-    phase2 = schedule.run_phase2(classifier, cfg, NUM_CLASSES, examples, phase1,
+    # Whether one epoch on random data beats phase 1's val_loss is luck: with nothing to
+    # beat, phase 2's only epoch is its best and is checkpointed, whatever the data.
+    unbeaten = dataclasses.replace(phase1, best_val_loss=float("inf"))
+    phase2 = schedule.run_phase2(classifier, cfg, NUM_CLASSES, examples, unbeaten,
                                  str(tmp_path))
+    assert phase2.best_epoch == phase1.next_epoch
     assert phase2.cached_train and phase2.cached_eval
     first = model_lib.top_start_index(classifier.base, backbones.get_backbone(
         cfg.backbone).top_start, 0)
@@ -202,3 +206,16 @@ def test_learns_with_imagenet_lite0(records):
 def test_class_weights_balance_the_classes():
     weights = schedule.class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights == {0: pytest.approx(4 / 9), 1: pytest.approx(4 / 3), 2: 0.0}
+
+
+def test_from_scratch_is_one_phase_on_images_that_trains_every_layer(records):
+    cfg = _config(weights="none", phase1_epochs=0, phase2_epochs=1, augment=False,
+                  restore_best_weights=False)
+    classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
+    before = weights_by_layer(classifier.base)
+    results = schedule.train_two_phases(classifier, cfg, NUM_CLASSES, records["train"],
+                                        records["eval"])
+    assert [(r.name, r.cached_train, r.cached_eval) for r in results] == \
+        [("scratch", False, False)]
+    # Every layer with weights moved, BatchNorm included (its statistics are the data's).
+    assert changed_layers(before, weights_by_layer(classifier.base)) == set(before)

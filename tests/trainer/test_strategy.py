@@ -52,7 +52,7 @@ def test_two_phases_under_multi_worker_strategy(records, tmp_path):
     process, because the strategy must be created before any other TensorFlow work."""
     script = textwrap.dedent(f"""
         import tensorflow as tf
-        from pipeline.config import TrainConfig
+        from trainer.train_config import TrainConfig
         from trainer import model, schedule, strategy
         s = strategy.choose("auto")
         assert isinstance(s, tf.distribute.MultiWorkerMirroredStrategy), s

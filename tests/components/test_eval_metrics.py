@@ -4,12 +4,12 @@ import pytest
 import tf_keras
 from tensorflow_model_analysis.metrics import metric_types
 
-from pipeline import evaluation
+from components.evaluator import metrics, names
 
 
 def _combine(k, labels, scores, weights=None, chunks=3):
     """Runs the metric's combiner as Beam would: inputs split over accumulators, merged."""
-    computation, = evaluation.TopKAccuracy(k=k).computations(
+    computation, = metrics.TopKAccuracy(k=k).computations(
         example_weighted=weights is not None)
     combiner = computation.combiner
     accumulators = []
@@ -54,16 +54,16 @@ def test_weighted_like_keras(data):
 
 def test_ties_rank_the_lower_class_id_first_like_argmax():
     scores = np.array([0.4, 0.4, 0.2])
-    assert evaluation.label_rank(0, scores) == 0 and evaluation.label_rank(1, scores) == 1
+    assert metrics.label_rank(0, scores) == 0 and metrics.label_rank(1, scores) == 1
     assert _combine(1, [0, 1], [scores, scores], chunks=1) == 0.5  # argmax picks class 0
-    assert evaluation.label_rank(np.array([0.0, 0.0, 1.0]), scores) == 2  # one-hot label
+    assert metrics.label_rank(np.array([0.0, 0.0, 1.0]), scores) == 2  # one-hot label
 
 
 def test_metric_keys_and_bad_input():
-    assert evaluation.TopKAccuracy().computations()[0].keys[0].name == evaluation.ACCURACY
-    assert evaluation.TopKAccuracy(k=5).computations()[0].keys[0].name == \
-        evaluation.TOP_K_ACCURACY
+    assert metrics.TopKAccuracy().computations()[0].keys[0].name == names.ACCURACY
+    assert metrics.TopKAccuracy(k=5).computations()[0].keys[0].name == \
+        names.TOP_K_ACCURACY
     with pytest.raises(ValueError, match="k must be >= 1"):
-        evaluation.TopKAccuracy(k=0)
+        metrics.TopKAccuracy(k=0)
     with pytest.raises(ValueError, match="not a class id of 3 scores"):
-        evaluation.label_rank(3, np.array([0.2, 0.3, 0.5]))
+        metrics.label_rank(3, np.array([0.2, 0.3, 0.5]))
