@@ -237,18 +237,19 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    version = registry.promote(client, config.registry_model_name, args.version)
+    version = registry.promote(client, config.registry_model_name, args.version,
+                               config.serving_dir)
     print(f"champion -> serving version {args.version} (registry version {version.version}); "
-          "the serving root is unchanged")
+          "models.config labels it stable")
     return 0
 
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    old, new = registry.rollback(client, config.registry_model_name)
+    old, new = registry.rollback(client, config.registry_model_name, config.serving_dir)
     tag = mlflow_registry.SERVING_VERSION_TAG
     print(f"champion: serving version {old.tags.get(tag)} -> {new.tags.get(tag)} "
-          f"(registry {old.version} -> {new.version}); the serving root is unchanged")
+          f"(registry {old.version} -> {new.version}); models.config labels it stable")
     return 0
 
 

@@ -5,16 +5,17 @@ joined with the serving root.
 VERSION is the serving version: the folder number under <serving_root>/<model_name>/,
 the number TF Serving and the model card use. MLflow numbers its versions itself; the
 two usually agree, and `list` shows both. `promote` and `rollback` move the `champion`
-alias (rollback: back to the version the current champion replaced); neither touches
-the serving root. The tracking URI defaults to a sqlite file under home
-(PipelineConfig.registry_uri).
+alias (rollback: back to the version the current champion replaced) and rewrite
+<serving_root>/models.config to match (TF Serving's `stable` label = the champion, the
+champion it replaced kept loaded); the version folders stay as they are. The tracking
+URI defaults to a sqlite file under home (PipelineConfig.registry_uri).
 """
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.evaluator.names import ACCURACY
-from components.registry_pusher import serving_root
+from components.registry_pusher import serving_config, serving_root
 from components.registry_pusher.mlflow_registry import (CHAMPION, PREVIOUS_CHAMPION_TAG,
                                                         SERVING_PATH_TAG,
                                                         SERVING_VERSION_TAG, champion,
@@ -59,18 +60,26 @@ def by_serving_version(client: Any, model_name: str, serving_version: int) -> An
                         "registry (see `imgpipe registry list`)")
 
 
-def promote(client: Any, model_name: str, serving_version: int) -> Any:
+def _write_serving_config(serving_dir: str, new: Any, old: Optional[Any]) -> None:
+    """models.config after the champion moved from `old` to `new` (registry versions)."""
+    serving_config.write(serving_dir, int(new.tags[SERVING_VERSION_TAG]),
+                         [int(old.tags[SERVING_VERSION_TAG]) if old is not None else None])
+
+
+def promote(client: Any, model_name: str, serving_version: int, serving_dir: str) -> Any:
     """Makes serving_version the champion; returns its registry version."""
     version = by_serving_version(client, model_name, serving_version)
     path = version.tags.get(SERVING_PATH_TAG, "")
     if path and "://" not in path and not os.path.isdir(path):
         raise RegistryError(f"serving version {serving_version} is registered but its folder "
                             f"{path} is gone: not promoting a model that cannot be served")
+    before = champion(client, model_name)
     set_champion(client, model_name, version.version)
+    _write_serving_config(serving_dir, version, before)
     return version
 
 
-def rollback(client: Any, model_name: str) -> Tuple[Any, Any]:
+def rollback(client: Any, model_name: str, serving_dir: str) -> Tuple[Any, Any]:
     """Moves champion back to the version it replaced; returns (from, to) versions."""
     current = champion(client, model_name)
     if current is None:
@@ -82,7 +91,9 @@ def rollback(client: Any, model_name: str) -> Tuple[Any, Any]:
                             "nothing to roll back to")
     # Not set_champion: rolling back must not rewrite the history it walks.
     client.set_registered_model_alias(model_name, CHAMPION, previous)
-    return current, client.get_model_version(model_name, previous)
+    new = client.get_model_version(model_name, previous)
+    _write_serving_config(serving_dir, new, current)
+    return current, new
 
 
 def entries(client: Any, model_name: str, serving_dir: str) -> List[Entry]:

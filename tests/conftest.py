@@ -128,3 +128,39 @@ def promotion(e2e):
     state["after_rollback"] = registry_state(better_config)
     return {"worse": worse, "better": better, "worse_config": worse_config,
             "better_config": better_config, "rollback_code": rollback_code, "state": state}
+
+
+# -- a tiny SavedModel with the serving contract (trainer/contract.py) ---------------------
+CONTRACT_LABELS = ("red", "green", "blue", "grey")
+
+
+@pytest.fixture(scope="session")
+def contract_model(tmp_path_factory) -> Path:
+    """A version folder whose serving_default decodes images as training does and scores
+    their mean colour with fixed weights: answers differ per image, no training needed."""
+    import tensorflow as tf
+
+    from trainer import contract, image_ops
+
+    class ColourModel(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.labels = tf.constant(CONTRACT_LABELS)
+            self.weights = tf.Variable([[8.0, -4.0, -4.0, 0.0], [-4.0, 8.0, -4.0, 0.0],
+                                        [-4.0, -4.0, 8.0, 0.0]])
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None], tf.string, name=contract.IMAGE_BYTES_INPUT)])
+        def serve(self, image_bytes):
+            colour = tf.reduce_mean(image_ops.decode_batch(image_bytes, 32), axis=[1, 2])
+            probabilities = tf.nn.softmax(tf.matmul(colour / 255.0, self.weights) + 1.0)
+            top = tf.math.top_k(probabilities, k=3)
+            return {contract.PROBABILITIES: probabilities,
+                    contract.TOP_K_CLASS_IDS: top.indices, contract.TOP_K_SCORES: top.values,
+                    contract.TOP_K_CLASS_NAMES: tf.gather(self.labels, top.indices)}
+
+    path = tmp_path_factory.mktemp("contract_model") / "1"
+    module = ColourModel()
+    tf.saved_model.save(module, str(path), signatures={contract.SERVING_SIGNATURE: module.serve})
+    (path / contract.LABELS_FILE).write_text("\n".join(CONTRACT_LABELS) + "\n")
+    return path

@@ -1,8 +1,12 @@
-"""LatestBlessedModel executor: the newest version in the serving directory, as a Model.
+"""LatestBlessedModel executor: the served version, as a Model.
 
-The Pusher publishes only blessed models, so the newest version under <serving_dir> is the
-latest blessed model. It is read from the serving directory rather than from ML Metadata
-so that the same step works on every runner: the open-source Kubeflow Pipelines backend
+The baseline is the version TF Serving's `stable` label names in
+<serving_root>/models.config (the registry's champion: the Pusher, `registry promote` and
+`rollback` write it), so after a rollback new candidates are compared with the model
+actually served. Without that file, or when its version is gone, it is the newest version
+under <serving_dir>: the Pusher publishes only blessed models. It is read from the serving
+directory rather than from ML Metadata so that the same step works on every runner: the
+open-source Kubeflow Pipelines backend
 does not run TFX's metadata-query Resolver. A version without saved_model.pb is skipped:
 on an object store the Pusher writes that file last, so such a version is still being
 pushed (or was abandoned).
@@ -14,7 +18,7 @@ evaluation stays reproducible if the version is later deleted.
 """
 import os
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -24,7 +28,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.evaluator import baseline as properties
-from components.registry_pusher import serving_root
+from components.registry_pusher import serving_config, serving_root
 
 MODEL_KEY = "model"  # the candidate
 BASELINE_MODEL_KEY = "baseline_model"
@@ -40,7 +44,7 @@ def _card(version_dir: str) -> Dict[str, Any]:
 
 
 class Executor(base_executor.BaseExecutor):
-    """Finds the newest serving version and hands it on as the baseline Model."""
+    """Finds the served (else the newest) version and hands it on as the baseline Model."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
@@ -49,7 +53,7 @@ class Executor(base_executor.BaseExecutor):
         baseline = artifact_utils.get_single_instance(output_dict[BASELINE_MODEL_KEY])
         candidate = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         serving_dir = exec_properties[SERVING_DIR_KEY]
-        newest = next(self._complete_versions(serving_dir), None)
+        newest = self._served_version(serving_dir)
         if newest is None:
             logging.info("no blessed model in %s yet: the candidate is evaluated alone",
                          serving_dir)
@@ -70,6 +74,18 @@ class Executor(base_executor.BaseExecutor):
         io_utils.copy_dir(path, path_utils.serving_model_dir(baseline.uri),
                           deny_regex_patterns=top_level_extras)
         logging.info("baseline: version %d (%s)", version, path)
+
+    def _served_version(self, serving_dir: str) -> Optional[Tuple[int, str]]:
+        """(version, path) of the `stable` version, else of the newest complete one."""
+        versions = list(self._complete_versions(serving_dir))
+        stable = serving_config.stable_version(serving_dir)
+        for version, path in versions:
+            if version == stable:
+                return version, path
+        if stable is not None:
+            logging.warning("models.config labels version %d stable, but it is not in %s: "
+                            "the newest version is the baseline", stable, serving_dir)
+        return versions[0] if versions else None
 
     @staticmethod
     def _complete_versions(serving_dir: str):

@@ -7,9 +7,12 @@
 3. Otherwise the SavedModel is published with labels.txt and its model card (card.py)
    as the next version of the serving root (serving_root.py), complete or not at all
    (publish.py).
-4. The version is registered in MLflow and becomes `champion` (mlflow_registry.py). A
-   registry failure is logged and recorded on the PushedModel (registry_status=failed,
-   registry_error); the push stands, and `imgpipe registry sync` registers it later.
+4. <serving_root>/models.config labels it `stable` for TF Serving, the previous stable
+   version kept loaded (serving_config.py).
+5. The version is registered in MLflow, as an MLflow model whose input example is the
+   first eval image, and becomes `champion` (mlflow_registry.py). A registry failure is
+   logged and recorded on the PushedModel (registry_status=failed, registry_error); the
+   push stands, and `imgpipe registry sync` registers it later.
 """
 import json
 import os
@@ -23,8 +26,9 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.evaluator.results import read_labels
-from components.registry_pusher import mlflow_registry, publish, serving_root
+from components.registry_pusher import mlflow_registry, publish, serving_config, serving_root
 from components.registry_pusher.card import Lineage, build_card
+from trainer import features
 
 # Input / output / parameter keys of RegistryPusherSpec.
 MODEL_KEY = "model"
@@ -51,6 +55,23 @@ REGISTRY_ERROR = "registry_error"
 def _optional(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional[types.Artifact]:
     artifacts = input_dict.get(key) or []
     return artifacts[0] if artifacts else None
+
+
+def _first_image(examples: Optional[types.Artifact]) -> Optional[bytes]:
+    """The encoded image of the first eval example, None without eval examples."""
+    if examples is None or \
+            features.EVAL_SPLIT not in artifact_utils.decode_split_names(examples.split_names):
+        return None
+    import tensorflow as tf
+
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], features.EVAL_SPLIT), "*")
+    files = tf.io.gfile.glob(pattern)
+    if not files:
+        return None
+    for record in tf.data.TFRecordDataset(files[:1], compression_type="GZIP").take(1):
+        example = tf.train.Example.FromString(record.numpy())
+        return example.features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    return None
 
 
 class Executor(base_executor.BaseExecutor):
@@ -86,10 +107,16 @@ class Executor(base_executor.BaseExecutor):
             exec_properties.get(CONFIG_HASH_KEY, ""), self._lineage())
         publish_version = publish.publish_remote if publish.is_remote(serving_dir) \
             else publish.publish_local
+        previous = serving_config.stable_version(serving_dir)
+        if previous is None:  # no config yet: the newest version before this push
+            previous = next((v for v, _ in serving_root.serving_versions(serving_dir)), None)
         card = publish_version(model_dir, serving_dir, card, labels)
         logging.info("model pushed to %s", card["serving_path"])
         self._mark(pushed, card, "pushed")
-        self._register(pushed, card, exec_properties)
+        path = serving_config.write(serving_dir, card["version"], [previous])
+        logging.info("%s: stable = version %d", path, card["version"])
+        self._register(pushed, card, exec_properties,
+                       _first_image(_optional(input_dict, EXAMPLES_KEY)))
 
     def _lineage(self) -> Lineage:
         context = self._context
@@ -110,13 +137,14 @@ class Executor(base_executor.BaseExecutor):
 
     @staticmethod
     def _register(pushed: types.Artifact, card: Dict[str, Any],
-                  exec_properties: Dict[str, Any]) -> None:
+                  exec_properties: Dict[str, Any], example_image: Optional[bytes]) -> None:
         uri = exec_properties.get(REGISTRY_URI_KEY) or ""
         if not uri:
             pushed.set_string_custom_property(REGISTRY_STATUS, "disabled")
             return
         try:
-            version = mlflow_registry.register(uri, exec_properties[MODEL_NAME_KEY], card)
+            version = mlflow_registry.register(uri, exec_properties[MODEL_NAME_KEY], card,
+                                               example_image=example_image)
         except Exception as e:  # pylint: disable=broad-except
             # Whatever the registry's failure, the published version stays and the run
             # continues; the artifact and the log say what to do.

@@ -2,9 +2,13 @@
 model card, and the `champion` alias.
 
 Each registered version carries its serving path, lineage ids and blessing as tags; the
-MLflow run behind it holds the metrics, the config as params, and the model card. The
-newly blessed version becomes `champion`, recording the previous champion in a tag, so a
-rollback can undo the last promotion. MLflow is imported only when a registry is used.
+MLflow run behind it holds the metrics, the config as params, and the model card. A
+local version folder holding a SavedModel is logged as an MLflow pyfunc model
+(mlflow_model.py), which becomes the version's source, so `models:/<name>@champion` loads
+and serves; otherwise (a remote serving root) the source is the serving path; the
+`mlflow_model` tag says which. The newly blessed version becomes `champion`, recording the
+previous champion in a tag, so a rollback can undo the last promotion. MLflow is imported
+only when a registry is used.
 """
 import contextlib
 import json
@@ -14,7 +18,7 @@ import sqlite3
 import tempfile
 from typing import Any, Dict, Optional
 
-from components.registry_pusher import serving_root
+from components.registry_pusher import mlflow_model, serving_root
 from trainer import contract
 from trainer.user_cache import cache_dir
 
@@ -23,6 +27,7 @@ CHAMPION = "champion"
 SERVING_VERSION_TAG = "serving_version"
 SERVING_PATH_TAG = "serving_path"
 PREVIOUS_CHAMPION_TAG = "previous_champion"  # registry version champion before this one
+MLFLOW_MODEL_TAG = "mlflow_model"  # "logged", or why the version has no MLflow model
 CARD_ARTIFACT_PATH = "serving"  # the run's artifact folder holding the card and labels
 
 
@@ -162,15 +167,26 @@ def _ensure_model(client: Any, name: str) -> None:
             name, description="Image classifier pushed by imgpipe; `champion` is served.")
 
 
-def register(uri: str, model_name: str, card: Dict[str, Any], make_champion: bool = True) -> str:
-    """Registers the pushed version a model card describes; returns MLflow's version."""
+def register(uri: str, model_name: str, card: Dict[str, Any], make_champion: bool = True,
+             example_image: Optional[bytes] = None) -> str:
+    """Registers the pushed version a model card describes; returns MLflow's version.
+    example_image (encoded bytes) becomes the logged model's input example, a small PNG
+    of it; without one a grey square stands in."""
     client = connect(uri)
     run_id = _log_run(client, uri, card)
     _ensure_model(client, model_name)
-    version = client.create_model_version(
-        model_name, source=_version_source(uri, card["serving_path"], run_id), run_id=run_id,
-        tags=_version_tags(card),
-        description=f"serving version {card['version']} at {card['serving_path']}")
+    path = card["serving_path"]
+    tags = _version_tags(card)
+    with mlflow_model.tracking(uri):  # the sqlite registry resolves `models:/m-...` here
+        info = None
+        if mlflow_model.loadable(path):
+            info = mlflow_model.log(path, card.get("labels", []), run_id,
+                                    mlflow_model.small_png(example_image), tags)
+        tags[MLFLOW_MODEL_TAG] = "logged" if info else "not logged: no local SavedModel"
+        version = client.create_model_version(
+            model_name, source=info.model_uri if info else _version_source(uri, path, run_id),
+            run_id=run_id, tags=tags, description=f"serving version {card['version']} at {path}",
+            model_id=info.model_id if info else None)
     if make_champion:
         set_champion(client, model_name, version.version)
     return str(version.version)

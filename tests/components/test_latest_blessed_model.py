@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 
 from components.evaluator import baseline as properties  # noqa: E402
 from components.latest_blessed_model import executor  # noqa: E402
-from components.registry_pusher import serving_root  # noqa: E402
+from components.registry_pusher import serving_config, serving_root  # noqa: E402
 from trainer import contract  # noqa: E402
 
 
@@ -92,3 +92,16 @@ def test_a_version_pushed_by_something_else_is_still_a_baseline(tmp_path):
     assert baseline.get_string_custom_property(properties.SOURCE_MODEL_URI) == ""
     assert baseline.get_int_custom_property(properties.SAME_AS_CANDIDATE) == 0
     assert (Path(baseline.uri) / "Format-Serving" / "saved_model.pb").exists()
+
+
+def test_the_stable_version_of_models_config_is_the_baseline(tmp_path):
+    serving = tmp_path / "serving"
+    for number in (1, 2, 3):
+        _version(serving, number, f"/models/{number}")
+    serving_config.write(str(serving), 2, [3])  # rolled back from 3 to 2
+    baseline = _run(tmp_path, serving, "/models/new")
+    assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 2
+    assert baseline.get_string_custom_property(properties.SERVING_PATH) == str(serving / "2")
+    serving_config.write(str(serving), 9, [2])  # a label naming a version that is gone
+    baseline = _run(tmp_path / "again", serving, "/models/new")
+    assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 3

@@ -6,6 +6,8 @@ from typing import Dict, List, Optional
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
+import mlflow.pyfunc  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tfx.components.evaluator import constants  # noqa: E402
@@ -14,7 +16,9 @@ from tfx.proto.orchestration import pipeline_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
 from components.evaluator import baseline as properties  # noqa: E402
-from components.registry_pusher import executor, mlflow_registry, publish, serving_root  # noqa: E402
+from components.registry_pusher import (executor, mlflow_registry, publish,  # noqa: E402
+                                        serving_config, serving_root)
+from components.registry_pusher import mlflow_model  # noqa: E402
 from pipeline import registry  # noqa: E402
 
 LABELS = ["cat", "dog", "bird"]
@@ -29,7 +33,11 @@ class _Constant(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(self, image_bytes):
-        return {"probabilities": tf.tile(self.probabilities, [tf.size(image_bytes), 1])}
+        probabilities = tf.tile(self.probabilities, [tf.size(image_bytes), 1])
+        top = tf.math.top_k(probabilities, k=2)
+        return {"probabilities": probabilities, "top_k_class_ids": top.indices,
+                "top_k_scores": top.values,
+                "top_k_class_names": tf.gather(tf.constant(LABELS), top.indices)}
 
 
 def _model(root: Path, name: str, artifact_id: int) -> standard_artifacts.Model:
@@ -62,7 +70,7 @@ def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.M
 
 
 def _push(tmp_path: Path, model, blessing, serving_dir: Path, registry_uri: str = "",
-          examples=None) -> standard_artifacts.PushedModel:
+          examples=None, model_name: str = "pets") -> standard_artifacts.PushedModel:
     """Runs the executor once; returns the PushedModel it filled in."""
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / f"pushed_{len(list(tmp_path.glob('pushed_*')))}")
@@ -74,7 +82,7 @@ def _push(tmp_path: Path, model, blessing, serving_dir: Path, registry_uri: str 
         pipeline_info=pipeline_pb2.PipelineInfo(id="imgpipe"), pipeline_run_id="run-1",
         unique_id="42")
     executor.Executor(context).Do(inputs, {"pushed_model": [pushed]}, {
-        "serving_dir": str(serving_dir), "model_name": "pets", "registry_uri": registry_uri,
+        "serving_dir": str(serving_dir), "model_name": model_name, "registry_uri": registry_uri,
         "config_json": json.dumps({"eval": {"min_accuracy": 0.5}, "train": {"seed": 1}}),
         "config_hash": "abc123"})
     return pushed
@@ -232,6 +240,14 @@ def test_pushed_versions_are_registered_and_the_newest_is_champion(tmp_path, mod
     assert champion.tags[mlflow_registry.PREVIOUS_CHAMPION_TAG] == _prop(first, "registry_version")
     assert champion.tags["baseline_serving_version"] == "1"
     assert champion.tags["model_uri"] == models[1].uri
+    # The source is the logged MLflow model, a copy of the SavedModel that serves.
+    assert champion.source.startswith("models:/m-")
+    assert champion.tags[mlflow_registry.MLFLOW_MODEL_TAG] == "logged"
+    with mlflow_model.tracking(registry_uri):
+        served = mlflow.pyfunc.load_model("models:/pets@champion").predict(
+            pd.DataFrame({"image_bytes": [b"any bytes"]}))
+    assert served["class_name"].tolist() == ["cat"]
+    assert served["top_k_scores"][0] == pytest.approx([0.7, 0.2])
     run = client.get_run(champion.run_id)
     assert run.data.params["eval.min_accuracy"] == "0.5"
     assert client.list_artifacts(champion.run_id, mlflow_registry.CARD_ARTIFACT_PATH)
@@ -255,6 +271,60 @@ def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path,
     rows = registry.entries(client, "pets-outage", str(serving))
     assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [(1, True, [])]
     assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == []
+
+
+def test_every_push_labels_the_new_version_stable_in_models_config(tmp_path, models):
+    serving = tmp_path / "serving" / "pets"
+    _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    config_file = tmp_path / "serving" / "models.config"
+    assert serving_config.stable_version(str(serving)) == 1
+    _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving)
+    parsed = serving_config.read(str(config_file))
+    (entry,) = parsed.model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == ("pets", str(serving),
+                                                                   "tensorflow")
+    assert list(entry.model_version_policy.specific.versions) == [1, 2]  # 1: rollback target
+    assert dict(entry.version_labels) == {"stable": 2, "canary": 2}
+    assert sorted(p.name for p in config_file.parent.iterdir()) == ["models.config", "pets"]
+
+
+def test_models_config_follows_the_champion_through_push_rollback_promote(tmp_path, models,
+                                                                         registry_uri):
+    serving = tmp_path / "serving" / "pets-labels"
+    client = mlflow_registry.connect(registry_uri)
+
+    def agree() -> int:
+        champion = mlflow_registry.champion(client, "pets-labels")
+        stable = serving_config.stable_version(str(serving))
+        assert str(stable) == champion.tags[mlflow_registry.SERVING_VERSION_TAG]
+        return stable
+
+    _push(tmp_path, models[0], _blessing(tmp_path, True), serving, registry_uri,
+          model_name="pets-labels")
+    assert agree() == 1
+    _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving,
+          registry_uri, model_name="pets-labels")
+    assert agree() == 2
+    registry.rollback(client, "pets-labels", str(serving))
+    assert agree() == 1
+    registry.promote(client, "pets-labels", 2, str(serving))
+    assert agree() == 2
+
+
+def test_the_first_eval_image_is_the_input_example(tmp_path):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = '["train", "eval"]'
+    split = tmp_path / "examples" / "Split-eval"
+    split.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"),
+                              options="GZIP") as writer:
+        for image in (b"first", b"second"):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "image_bytes": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))
+            })).SerializeToString())
+    assert executor._first_image(examples) == b"first"
+    assert executor._first_image(None) is None
 
 
 def test_new_sqlite_registries_start_from_one_cached_empty_database(tmp_path, monkeypatch):

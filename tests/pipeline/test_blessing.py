@@ -1,7 +1,7 @@
 """Promotion end to end (real LocalDagRunner, TFMA, MLflow on sqlite): a first model is
 blessed on value thresholds, an unchanged re-run pushes nothing, a worse model never
 reaches the serving root or the registry, a better one becomes champion, and rollback
-moves champion back without touching the serving root. Shares `e2e` and `promotion`."""
+moves champion back without touching the version folders. Shares `e2e` and `promotion`."""
 import json
 import os
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from components.registry_pusher import mlflow_registry, serving_root
+from components.registry_pusher import mlflow_registry, serving_config, serving_root
 from pipeline.cli import main as imgpipe
 from trainer import contract
 
@@ -64,7 +64,9 @@ def test_registered_version_carries_metrics_lineage_and_card(home):
     version = mlflow_registry.champion(client, "cards")
     assert version.tags[mlflow_registry.SERVING_VERSION_TAG] == "2"
     assert version.tags[mlflow_registry.SERVING_PATH_TAG] == str(home / "serving" / "cards" / "2")
-    assert version.source == version.tags[mlflow_registry.SERVING_PATH_TAG]  # local store
+    # An empty saved_model.pb: nothing to log as an MLflow model, the folder is the source.
+    assert version.source == version.tags[mlflow_registry.SERVING_PATH_TAG]
+    assert version.tags[mlflow_registry.MLFLOW_MODEL_TAG].startswith("not logged")
     assert version.tags["pipeline_run_id"] == "run-2" and version.tags["model_id"] == "102"
     assert version.tags["baseline_serving_version"] == "1" and version.tags["blessed"] == "true"
     metrics = client.get_run(version.run_id).data.metrics
@@ -94,18 +96,28 @@ def test_list_shows_versions_aliases_and_unregistered_pushes(home, capsys):
     assert _champion(home, "listing") == "2"
 
 
-def test_promote_and_rollback_move_only_the_alias(home, capsys):
+def _served(home: Path, model: str) -> tuple:
+    """(versions loaded, labels) of the model in <serving_root>/models.config."""
+    parsed = serving_config.read(str(home / "serving" / serving_config.CONFIG_FILE))
+    (entry,) = [c for c in parsed.model_config_list.config if c.name == model]
+    return list(entry.model_version_policy.specific.versions), dict(entry.version_labels)
+
+
+def test_promote_and_rollback_move_the_alias_and_the_tf_serving_labels(home, capsys):
     _register(home, "moves", 3)
     serving = home / "serving" / "moves"
     before = sorted(str(p.relative_to(serving)) for p in serving.rglob("*"))
     assert imgpipe(["registry", "promote", "1", *_args(home, "moves")]) == 0
     assert _champion(home, "moves") == "1"
+    assert _served(home, "moves") == ([1, 3], {"stable": 1, "canary": 1})
     assert imgpipe(["registry", "rollback", *_args(home, "moves")]) == 0  # undo the promote
     assert _champion(home, "moves") == "3"
+    assert _served(home, "moves") == ([1, 3], {"stable": 3, "canary": 3})
     assert imgpipe(["registry", "rollback", *_args(home, "moves")]) == 0  # 3 replaced 2
     assert _champion(home, "moves") == "2"
+    assert _served(home, "moves") == ([2, 3], {"stable": 2, "canary": 2})
     out = capsys.readouterr().out
-    assert "champion: serving version 3 -> 2" in out and "serving root is unchanged" in out
+    assert "champion: serving version 3 -> 2" in out and "models.config labels it stable" in out
     assert sorted(str(p.relative_to(serving)) for p in serving.rglob("*")) == before
 
 
