@@ -25,11 +25,11 @@ import functools  # noqa: E402
 import gc  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable, List, Optional  # noqa: E402
+from typing import Any, Callable, List, Optional, Tuple  # noqa: E402
 
 # Light modules only (`imgpipe --help` must not load TensorFlow): their heavy imports are
 # deferred to the functions that need them.
-from components.registry_pusher import mlflow_registry  # noqa: E402
+from components.registry_pusher import mlflow_registry, tf_serving  # noqa: E402
 from pipeline import kubeflow, predict, registry, report  # noqa: E402
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
 from trainer.config_fields import ConfigError  # noqa: E402
@@ -200,7 +200,7 @@ def _registry_errors(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except registry.RegistryError as e:
+        except (registry.RegistryError, tf_serving.ServingError) as e:
             print(f"imgpipe registry: {e}")
             return 1
         except Exception as e:  # unreachable server, unusable database file...
@@ -215,6 +215,11 @@ def _registry(args: argparse.Namespace) -> Any:
     """(config, MLflow client) of a registry command."""
     config = _load(args)
     return config, mlflow_registry.connect(config.registry_uri)
+
+
+def _tf_serving(config: Any) -> Tuple[str, int]:
+    """(url, timeout) of the running TF Serving a label move waits for."""
+    return config.registry.tf_serving_url, config.registry.tf_serving_timeout_s
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
@@ -238,7 +243,7 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     config, client = _registry(args)
     version = registry.promote(client, config.registry_model_name, args.version,
-                               config.serving_dir)
+                               config.serving_dir, *_tf_serving(config))
     print(f"champion -> serving version {args.version} (registry version {version.version}); "
           "models.config labels it stable")
     return 0
@@ -246,7 +251,8 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    old, new = registry.rollback(client, config.registry_model_name, config.serving_dir)
+    old, new = registry.rollback(client, config.registry_model_name, config.serving_dir,
+                                 *_tf_serving(config))
     tag = mlflow_registry.SERVING_VERSION_TAG
     print(f"champion: serving version {old.tags.get(tag)} -> {new.tags.get(tag)} "
           f"(registry {old.version} -> {new.version}); models.config labels it stable")
@@ -255,13 +261,12 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    added = registry.sync(client, config.registry_uri, config.registry_model_name,
-                          config.serving_dir)
-    if not added:
-        print("every pushed version is registered")
-    else:
-        print(f"registered serving versions {', '.join(map(str, added))}; champion unchanged "
-              "(`imgpipe registry promote VERSION` to change it)")
+    added, current = registry.sync(client, config.registry_uri, config.registry_model_name,
+                                   config.serving_dir, *_tf_serving(config))
+    print(f"registered serving versions {', '.join(map(str, added))}" if added else
+          "every pushed version is registered")
+    print("no champion yet" if current is None else
+          f"champion: serving version {current}, labelled stable in models.config")
     return 0
 
 

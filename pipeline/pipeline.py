@@ -150,6 +150,8 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         serving_dir=serving_dir, model_name=config.registry_model_name,
         registry_uri=config.registry_uri if config.registry.enabled else "",
         config=config.to_dict(), config_hash=config.fingerprint(),
+        tf_serving_url=config.registry.tf_serving_url,
+        tf_serving_timeout_s=config.registry.tf_serving_timeout_s,
     ).with_id("Pusher")
 
     components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,

@@ -1,7 +1,10 @@
 """`imgpipe predict IMAGE... [--model champion|ALIAS|VERSION|PATH]`: top-k class names.
 
 --model picks the SavedModel: a registry alias (default `champion`), a serving version
-number (<serving_root>/<model_name>/<N>), or a path to a SavedModel folder. Images go
+number (<serving_root>/<model_name>/<N>), or a path to a SavedModel folder. `champion`
+(and TF Serving's `stable`/`canary`) is the version models.config labels stable, which
+the registry's champion follows: read from the file, without starting MLflow (seconds);
+the registry answers for other aliases, or when there is no file. Images go
 to the serving_default signature as their encoded bytes, exactly as TF Serving receives
 them; an image the model cannot decode is reported and the others still predicted.
 """
@@ -9,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
-from components.registry_pusher import mlflow_registry
+from components.registry_pusher import mlflow_registry, serving_config
 from trainer import contract
 
 
@@ -29,6 +32,11 @@ def resolve_model(config: Any, spec: str) -> str:
         if not os.path.isdir(path):
             raise LookupError(f"serving version {spec} not found: {path} does not exist")
         return path
+    if spec in (mlflow_registry.CHAMPION, serving_config.STABLE, serving_config.CANARY):
+        stable = serving_config.stable_version(config.serving_dir)
+        path = os.path.abspath(os.path.join(config.serving_dir, str(stable)))
+        if stable is not None and os.path.isdir(path):
+            return path
     client = mlflow_registry.connect(config.registry_uri)
     try:
         version = client.get_model_version_by_alias(config.registry_model_name, spec)

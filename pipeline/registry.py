@@ -4,10 +4,12 @@ joined with the serving root.
 
 VERSION is the serving version: the folder number under <serving_root>/<model_name>/,
 the number TF Serving and the model card use. MLflow numbers its versions itself; the
-two usually agree, and `list` shows both. `promote` and `rollback` move the `champion`
-alias (rollback: back to the version the current champion replaced) and rewrite
-<serving_root>/models.config to match (TF Serving's `stable` label = the champion, the
-champion it replaced kept loaded); the version folders stay as they are. The tracking
+two usually agree, and `list` shows both. `promote` and `rollback` rewrite
+<serving_root>/models.config (TF Serving's `stable` label = the new champion, the
+champion it replaced kept loaded; with registry.tf_serving_url, once the server has
+loaded it), then move the `champion` alias (rollback: back to the version the current
+champion replaced); the version folders stay as they are. `sync` registers what a push
+could not and makes the champion the `stable` version. The tracking
 URI defaults to a sqlite file under home (PipelineConfig.registry_uri).
 """
 import os
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.evaluator.names import ACCURACY
-from components.registry_pusher import serving_config, serving_root
+from components.registry_pusher import serving_config, serving_root, tf_serving
 from components.registry_pusher.mlflow_registry import (CHAMPION, PREVIOUS_CHAMPION_TAG,
                                                         SERVING_PATH_TAG,
                                                         SERVING_VERSION_TAG, champion,
@@ -60,13 +62,18 @@ def by_serving_version(client: Any, model_name: str, serving_version: int) -> An
                         "registry (see `imgpipe registry list`)")
 
 
-def _write_serving_config(serving_dir: str, new: Any, old: Optional[Any]) -> None:
-    """models.config after the champion moved from `old` to `new` (registry versions)."""
-    serving_config.write(serving_dir, int(new.tags[SERVING_VERSION_TAG]),
-                         [int(old.tags[SERVING_VERSION_TAG]) if old is not None else None])
+def _move_champion(serving_dir: str, new: Any, old: Optional[Any], server_url: str,
+                   timeout_s: float) -> None:
+    """models.config (and a running TF Serving) after the champion moves from `old` to
+    `new` (registry versions). Before the alias moves: if the server does not take it,
+    the registry is left as it is."""
+    tf_serving.move_champion(serving_dir, int(new.tags[SERVING_VERSION_TAG]),
+                             [int(old.tags[SERVING_VERSION_TAG]) if old is not None else None],
+                             server_url, timeout_s)
 
 
-def promote(client: Any, model_name: str, serving_version: int, serving_dir: str) -> Any:
+def promote(client: Any, model_name: str, serving_version: int, serving_dir: str,
+            server_url: str = "", timeout_s: float = 600) -> Any:
     """Makes serving_version the champion; returns its registry version."""
     version = by_serving_version(client, model_name, serving_version)
     path = version.tags.get(SERVING_PATH_TAG, "")
@@ -74,12 +81,13 @@ def promote(client: Any, model_name: str, serving_version: int, serving_dir: str
         raise RegistryError(f"serving version {serving_version} is registered but its folder "
                             f"{path} is gone: not promoting a model that cannot be served")
     before = champion(client, model_name)
+    _move_champion(serving_dir, version, before, server_url, timeout_s)
     set_champion(client, model_name, version.version)
-    _write_serving_config(serving_dir, version, before)
     return version
 
 
-def rollback(client: Any, model_name: str, serving_dir: str) -> Tuple[Any, Any]:
+def rollback(client: Any, model_name: str, serving_dir: str, server_url: str = "",
+             timeout_s: float = 600) -> Tuple[Any, Any]:
     """Moves champion back to the version it replaced; returns (from, to) versions."""
     current = champion(client, model_name)
     if current is None:
@@ -89,10 +97,10 @@ def rollback(client: Any, model_name: str, serving_dir: str) -> Tuple[Any, Any]:
         raise RegistryError(f"registry version {current.version} (serving version "
                             f"{current.tags.get(SERVING_VERSION_TAG)}) was the first champion: "
                             "nothing to roll back to")
+    new = client.get_model_version(model_name, previous)
+    _move_champion(serving_dir, new, current, server_url, timeout_s)
     # Not set_champion: rolling back must not rewrite the history it walks.
     client.set_registered_model_alias(model_name, CHAMPION, previous)
-    new = client.get_model_version(model_name, previous)
-    _write_serving_config(serving_dir, new, current)
     return current, new
 
 
@@ -130,8 +138,13 @@ def registered_aliases(client: Any, model_name: str) -> Dict[str, str]:
         return {}
 
 
-def sync(client: Any, uri: str, model_name: str, serving_dir: str) -> List[int]:
-    """Registers pushed versions the registry lacks (e.g. it was down during the push)."""
+def sync(client: Any, uri: str, model_name: str, serving_dir: str, server_url: str = "",
+         timeout_s: float = 600) -> Tuple[List[int], Optional[int]]:
+    """Registers pushed versions the registry lacks (e.g. it was down during the push),
+    then makes the champion and models.config's `stable` one version: the file's, when it
+    has one (a push whose registration failed still labelled its version), else the
+    champion is written into the file. Returns (versions registered, champion's serving
+    version)."""
     registered = {e.serving_version for e in entries(client, model_name, serving_dir)
                   if e.registered}
     added = []
@@ -139,7 +152,17 @@ def sync(client: Any, uri: str, model_name: str, serving_dir: str) -> List[int]:
         if serving not in registered:
             register(uri, model_name, serving_root.read_card(path), make_champion=False)
             added.append(serving)
-    return added
+    stable = serving_config.stable_version(serving_dir)
+    current = champion(client, model_name)
+    if stable is not None:
+        if current is None or current.tags.get(SERVING_VERSION_TAG) != str(stable):
+            set_champion(client, model_name, by_serving_version(client, model_name,
+                                                                stable).version)
+        return added, stable
+    if current is None:
+        return added, None
+    _move_champion(serving_dir, current, None, server_url, timeout_s)
+    return added, int(current.tags[SERVING_VERSION_TAG])
 
 
 # -- what the commands print ------------------------------------------------------------

@@ -30,6 +30,8 @@ class RegistryPusherSpec(types.ComponentSpec):
         executor.REGISTRY_URI_KEY: ExecutionParameter(type=str, optional=True),
         executor.CONFIG_JSON_KEY: ExecutionParameter(type=str, optional=True),
         executor.CONFIG_HASH_KEY: ExecutionParameter(type=str, optional=True),
+        executor.TF_SERVING_URL_KEY: ExecutionParameter(type=str, optional=True),
+        executor.TF_SERVING_TIMEOUT_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -54,18 +56,23 @@ class RegistryPusher(base_component.BaseComponent):
                  serving_dir: str, model_name: str, registry_uri: str = "",
                  model_evaluation: Optional[types.BaseChannel] = None,
                  examples: Optional[types.BaseChannel] = None,
-                 config: Optional[Dict[str, Any]] = None, config_hash: str = ""):
+                 config: Optional[Dict[str, Any]] = None, config_hash: str = "",
+                 tf_serving_url: str = "", tf_serving_timeout_s: int = 600):
         """Args:
           serving_dir: <serving_root>/<model_name>; versions are created inside it.
           model_name: the registered model's name in MLflow.
           registry_uri: MLflow tracking / registry URI; "" pushes without registering.
           config: the pipeline config as a dict (params of the MLflow run, the card).
           config_hash: its fingerprint, recorded in the card.
+          tf_serving_url: a running TF Serving polling models.config, to wait for before
+            the `stable` label moves (tf_serving.py); "": one write.
+          tf_serving_timeout_s: how long it may take to load the version.
         """
         spec = RegistryPusherSpec(
             model=model, model_blessing=model_blessing, model_evaluation=model_evaluation,
             examples=examples, serving_dir=serving_dir, model_name=model_name,
             registry_uri=registry_uri, config_json=json.dumps(config or {}, sort_keys=True),
-            config_hash=config_hash,
+            config_hash=config_hash, tf_serving_url=tf_serving_url,
+            tf_serving_timeout_s=tf_serving_timeout_s,
             pushed_model=types.Channel(type=standard_artifacts.PushedModel))
         super().__init__(spec=spec)

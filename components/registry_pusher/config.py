@@ -15,6 +15,17 @@ class RegistryConfig:
     model_name: str = ""
     # false: push without registering (the summary says so).
     enabled: bool = True
+    # REST address of a running TF Serving that polls <serving_root>/models.config, e.g.
+    # http://tf-serving:8501. Set, a push (and `registry promote`/`rollback`) loads the new
+    # champion first and moves the `stable` label once the server reports it AVAILABLE
+    # (tf_serving.py); "": models.config is written in one step, for a server (re)started
+    # on it.
+    tf_serving_url: str = ""
+    tf_serving_timeout_s: int = 600  # for the server to load a version, then move the label
 
     def validate(self) -> None:
         check("/" not in self.model_name, "registry.model_name", "a name without '/'")
+        check(not self.tf_serving_url or self.tf_serving_url.startswith(("http://", "https://")),
+              "registry.tf_serving_url", "http(s)://host:port of TF Serving's REST API, or ''")
+        check(self.tf_serving_timeout_s > 0, "registry.tf_serving_timeout_s",
+              "a number of seconds > 0")

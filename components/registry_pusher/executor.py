@@ -8,7 +8,9 @@
    as the next version of the serving root (serving_root.py), complete or not at all
    (publish.py).
 4. <serving_root>/models.config labels it `stable` for TF Serving, the previous stable
-   version kept loaded (serving_config.py).
+   version kept loaded (serving_config.py); with a running TF Serving to wait for, only
+   once it has loaded the version (tf_serving.py). If it cannot load it, the version is
+   withdrawn and the Pusher fails: nothing serves, labels or registers it.
 5. The version is registered in MLflow, as an MLflow model whose input example is the
    first eval image, and becomes `champion` (mlflow_registry.py). A registry failure is
    logged and recorded on the PushedModel (registry_status=failed, registry_error); the
@@ -26,7 +28,8 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.evaluator.results import read_labels
-from components.registry_pusher import mlflow_registry, publish, serving_config, serving_root
+from components.registry_pusher import (mlflow_registry, publish, serving_config, serving_root,
+                                        tf_serving)
 from components.registry_pusher.card import Lineage, build_card
 from trainer import features
 
@@ -41,6 +44,8 @@ MODEL_NAME_KEY = "model_name"
 REGISTRY_URI_KEY = "registry_uri"  # "": registration disabled
 CONFIG_JSON_KEY = "config_json"
 CONFIG_HASH_KEY = "config_hash"
+TF_SERVING_URL_KEY = "tf_serving_url"  # "": no running server to wait for
+TF_SERVING_TIMEOUT_KEY = "tf_serving_timeout_s"
 
 # PushedModel custom properties (the first three as TFX's own Pusher sets them).
 PUSHED = "pushed"
@@ -112,8 +117,17 @@ class Executor(base_executor.BaseExecutor):
             previous = next((v for v, _ in serving_root.serving_versions(serving_dir)), None)
         card = publish_version(model_dir, serving_dir, card, labels)
         logging.info("model pushed to %s", card["serving_path"])
+        try:
+            path = tf_serving.move_champion(
+                serving_dir, card["version"], [previous],
+                exec_properties.get(TF_SERVING_URL_KEY) or "",
+                exec_properties.get(TF_SERVING_TIMEOUT_KEY) or 600)
+        except tf_serving.ServingError as e:
+            publish.withdraw(card["serving_path"])
+            raise tf_serving.ServingError(
+                f"{e}. Version {card['version']} was withdrawn ({card['serving_path']} "
+                f"removed); models.config, the server and the registry are unchanged") from e
         self._mark(pushed, card, "pushed")
-        path = serving_config.write(serving_dir, card["version"], [previous])
         logging.info("%s: stable = version %d", path, card["version"])
         self._register(pushed, card, exec_properties,
                        _first_image(_optional(input_dict, EXAMPLES_KEY)))

@@ -114,3 +114,11 @@ def publish_remote(model_dir: str, serving_dir: str, card: Dict[str, Any],
     io_utils.copy_file(os.path.join(model_dir, serving_root.SAVED_MODEL_FILE),
                        os.path.join(target, serving_root.SAVED_MODEL_FILE))
     return final
+
+
+def withdraw(version_dir: str) -> None:
+    """Removes a published version nothing serves (the Trainer's artifact still has it)."""
+    if is_remote(version_dir):
+        tf.io.gfile.rmtree(version_dir)
+    else:
+        shutil.rmtree(version_dir)

@@ -20,7 +20,7 @@ and never holds text that does not parse.
 """
 import os
 import uuid
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, List, Optional
 
 CONFIG_FILE = "models.config"
 STABLE = "stable"
@@ -52,25 +52,35 @@ def parse(text: str) -> Any:
 
 def read(path: str) -> Any:
     """The file's ModelServerConfig, empty when there is no file."""
-    gfile = _fs(path)
-    if not (gfile.exists(path) if gfile else os.path.isfile(path)):
-        return parse("")
-    with (gfile.GFile(path) if gfile else open(path)) as f:
-        return parse(f.read())
+    text = read_text(path)
+    return parse(text or "")
+
+
+def _entry(serving_dir: str) -> Any:
+    """This model's entry in the file, None without one."""
+    name = os.path.basename(serving_dir.rstrip("/"))
+    for config in read(config_path(serving_dir)).model_config_list.config:
+        if config.name == name:
+            return config
+    return None
 
 
 def stable_version(serving_dir: str) -> Optional[int]:
     """The version the `stable` label of this model names, None without one."""
-    name = os.path.basename(serving_dir.rstrip("/"))
-    for config in read(config_path(serving_dir)).model_config_list.config:
-        if config.name == name and STABLE in config.version_labels:
-            return int(config.version_labels[STABLE])
-    return None
+    entry = _entry(serving_dir)
+    return int(entry.version_labels[STABLE]) if entry and STABLE in entry.version_labels \
+        else None
 
 
-def write(serving_dir: str, champion: int, previous: Iterable[Optional[int]] = ()) -> str:
-    """Points this model's labels at `champion`, loading it and `previous`; returns the
-    file's path."""
+def listed_versions(serving_dir: str) -> List[int]:
+    """The versions the file loads for this model."""
+    entry = _entry(serving_dir)
+    return list(entry.model_version_policy.specific.versions) if entry else []
+
+
+def write(serving_dir: str, versions: Iterable[Optional[int]], stable: Optional[int]) -> str:
+    """Loads `versions` of this model (and `stable`), with `stable` and `canary` on
+    `stable` (no labels when it is None); returns the file's path."""
     from google.protobuf import text_format
 
     path = config_path(serving_dir)
@@ -83,18 +93,40 @@ def write(serving_dir: str, champion: int, previous: Iterable[Optional[int]] = (
     config = configs.add(name=name, model_platform="tensorflow",
                          base_path=serving_dir if _fs(serving_dir) else
                          os.path.abspath(serving_dir))
-    versions = {int(champion)} | {int(v) for v in previous if v is not None}
-    config.model_version_policy.specific.versions.extend(sorted(versions))
-    config.version_labels[STABLE] = int(champion)
-    config.version_labels[CANARY] = int(champion)
+    loaded = {int(v) for v in (*versions, stable) if v is not None}
+    config.model_version_policy.specific.versions.extend(sorted(loaded))
+    if stable is not None:
+        config.version_labels[STABLE] = int(stable)
+        config.version_labels[CANARY] = int(stable)
     configs.sort(key=lambda c: c.name)
     text = text_format.MessageToString(server_config)
     parse(text)  # never publish a file TF Serving cannot read
-    _replace(path, text)
+    replace(path, text)
     return path
 
 
-def _replace(path: str, text: str) -> None:
+def read_text(path: str) -> Optional[str]:
+    """The file as it is (None when there is none): what a failed change restores."""
+    gfile = _fs(path)
+    if not (gfile.exists(path) if gfile else os.path.isfile(path)):
+        return None
+    with (gfile.GFile(path) if gfile else open(path)) as f:
+        return f.read()
+
+
+def restore(path: str, text: Optional[str]) -> None:
+    """Puts back the file read_text() returned (None: there was none)."""
+    if text is not None:
+        replace(path, text)
+        return
+    gfile = _fs(path)
+    if gfile and gfile.exists(path):
+        gfile.remove(path)
+    elif not gfile and os.path.exists(path):
+        os.remove(path)
+
+
+def replace(path: str, text: str) -> None:
     """Writes `path` whole: a reader sees the old file or the new one, never a part."""
     folder = os.path.dirname(path)
     # A dot-name: never taken for a model folder or the config itself.

@@ -98,10 +98,10 @@ def test_the_stable_version_of_models_config_is_the_baseline(tmp_path):
     serving = tmp_path / "serving"
     for number in (1, 2, 3):
         _version(serving, number, f"/models/{number}")
-    serving_config.write(str(serving), 2, [3])  # rolled back from 3 to 2
+    serving_config.write(str(serving), [3], 2)  # rolled back from 3 to 2
     baseline = _run(tmp_path, serving, "/models/new")
     assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 2
     assert baseline.get_string_custom_property(properties.SERVING_PATH) == str(serving / "2")
-    serving_config.write(str(serving), 9, [2])  # a label naming a version that is gone
+    serving_config.write(str(serving), [2], 9)  # a label naming a version that is gone
     baseline = _run(tmp_path / "again", serving, "/models/new")
     assert baseline.get_int_custom_property(properties.SERVING_VERSION) == 3

@@ -2,7 +2,7 @@
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
@@ -10,109 +10,22 @@ import mlflow.pyfunc  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tfx.components.evaluator import constants  # noqa: E402
-from tfx.dsl.components.base import base_executor  # noqa: E402
-from tfx.proto.orchestration import pipeline_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
-from components.evaluator import baseline as properties  # noqa: E402
 from components.registry_pusher import (executor, mlflow_registry, publish,  # noqa: E402
                                         serving_config, serving_root)
 from components.registry_pusher import mlflow_model  # noqa: E402
 from pipeline import registry  # noqa: E402
-
-LABELS = ["cat", "dog", "bird"]
-
-
-class _Constant(tf.Module):
-    """A SavedModel with the project's serving signature, returning fixed probabilities."""
-
-    def __init__(self, probabilities: List[float]):
-        super().__init__()
-        self.probabilities = tf.constant([probabilities])
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def serve(self, image_bytes):
-        probabilities = tf.tile(self.probabilities, [tf.size(image_bytes), 1])
-        top = tf.math.top_k(probabilities, k=2)
-        return {"probabilities": probabilities, "top_k_class_ids": top.indices,
-                "top_k_scores": top.values,
-                "top_k_class_names": tf.gather(tf.constant(LABELS), top.indices)}
-
-
-def _model(root: Path, name: str, artifact_id: int) -> standard_artifacts.Model:
-    """A Model artifact holding a tiny SavedModel (Format-Serving/, labels in assets/)."""
-    serving = root / name / "Format-Serving"
-    module = _Constant([0.7, 0.2, 0.1])
-    tf.saved_model.save(module, str(serving), signatures={"serving_default": module.serve})
-    (serving / "assets").mkdir(exist_ok=True)
-    (serving / "assets" / "labels.txt").write_text("\n".join(LABELS) + "\n")
-    model = standard_artifacts.Model()
-    model.uri = str(root / name)
-    model.id = artifact_id
-    return model
-
-
-def _blessing(root: Path, blessed: bool, baseline: Optional[standard_artifacts.Model] = None,
-              baseline_version: int = 1) -> standard_artifacts.ModelBlessing:
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(root / f"blessing_{blessed}")
-    blessing.id = 100
-    blessing.set_int_custom_property("blessed", int(blessed))
-    if baseline is not None:
-        # As the Evaluator records the model it compared with: TFX's keys, and ours.
-        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
-                                            baseline.uri)
-        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
-                                         baseline.id)
-        blessing.set_int_custom_property(properties.BASELINE_SERVING_VERSION, baseline_version)
-    return blessing
-
-
-def _push(tmp_path: Path, model, blessing, serving_dir: Path, registry_uri: str = "",
-          examples=None, model_name: str = "pets") -> standard_artifacts.PushedModel:
-    """Runs the executor once; returns the PushedModel it filled in."""
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / f"pushed_{len(list(tmp_path.glob('pushed_*')))}")
-    os.makedirs(pushed.uri)
-    inputs: Dict[str, list] = {"model": [model], "model_blessing": [blessing]}
-    if examples is not None:
-        inputs["examples"] = [examples]
-    context = base_executor.BaseExecutor.Context(
-        pipeline_info=pipeline_pb2.PipelineInfo(id="imgpipe"), pipeline_run_id="run-1",
-        unique_id="42")
-    executor.Executor(context).Do(inputs, {"pushed_model": [pushed]}, {
-        "serving_dir": str(serving_dir), "model_name": model_name, "registry_uri": registry_uri,
-        "config_json": json.dumps({"eval": {"min_accuracy": 0.5}, "train": {"seed": 1}}),
-        "config_hash": "abc123"})
-    return pushed
-
-
-def _versions(serving_dir: Path) -> List[str]:
-    return sorted(p.name for p in serving_dir.iterdir()) if serving_dir.exists() else []
-
-
-def _prop(artifact, name):
-    return artifact.get_custom_property(name) if artifact.has_custom_property(name) else None
-
-
-@pytest.fixture(scope="module")
-def registry_uri(tmp_path_factory) -> str:
-    """One sqlite registry for the module (creating its tables takes seconds)."""
-    return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
-
-
-@pytest.fixture()
-def models(tmp_path):
-    return [_model(tmp_path, f"model_{i}", 10 + i) for i in range(2)]
+from pusher_helpers import (LABELS, blessing, prop, push,  # noqa: E402
+                            version_names)
 
 
 # -- blessing and layout -------------------------------------------------------------------
 def test_unblessed_model_is_not_pushed(tmp_path, models):
     serving = tmp_path / "serving" / "pets"
-    pushed = _push(tmp_path, models[0], _blessing(tmp_path, False), serving)
-    assert _prop(pushed, "pushed") == 0 and _prop(pushed, "push_status") == "not_blessed"
-    assert _versions(serving) == []
+    pushed = push(tmp_path, models[0], blessing(tmp_path, False), serving)
+    assert prop(pushed, "pushed") == 0 and prop(pushed, "push_status") == "not_blessed"
+    assert version_names(serving) == []
 
 
 def test_blessed_model_becomes_the_next_version_with_labels_and_card(tmp_path, models):
@@ -121,8 +34,8 @@ def test_blessed_model_becomes_the_next_version_with_labels_and_card(tmp_path, m
     examples.id = 7
     for key, value in (("files_seen", 12), ("ingested_count", 10), ("rejected_count", 2)):
         examples.set_int_custom_property(key, value)
-    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, examples=examples)
-    assert _versions(serving) == ["1"]
+    pushed = push(tmp_path, models[0], blessing(tmp_path, True), serving, examples=examples)
+    assert version_names(serving) == ["1"]
     version = serving / "1"
     assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
     assert (version / "labels.txt").read_text().split() == LABELS
@@ -135,9 +48,9 @@ def test_blessed_model_becomes_the_next_version_with_labels_and_card(tmp_path, m
         "pipeline_name": "imgpipe", "pipeline_run_id": "run-1", "pusher_execution_id": "42",
         "model_id": 10, "model_uri": models[0].uri, "blessing_id": 100, "evaluation_id": None,
         "examples_id": 7}
-    assert _prop(pushed, "pushed") == 1 and _prop(pushed, "pushed_version") == "1"
-    assert _prop(pushed, "pushed_destination") == str(version)
-    assert _prop(pushed, "registry_status") == "disabled"
+    assert prop(pushed, "pushed") == 1 and prop(pushed, "pushed_version") == "1"
+    assert prop(pushed, "pushed_destination") == str(version)
+    assert prop(pushed, "registry_status") == "disabled"
     assert json.loads(Path(pushed.uri, "model_card.json").read_text()) == card
     # The served copy works like the trained one.
     out = tf.saved_model.load(str(version)).signatures["serving_default"](
@@ -147,11 +60,11 @@ def test_blessed_model_becomes_the_next_version_with_labels_and_card(tmp_path, m
 
 def test_same_model_again_is_not_pushed_twice(tmp_path, models):
     serving = tmp_path / "serving" / "pets"
-    _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
-    again = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
-    assert _versions(serving) == ["1"]
-    assert _prop(again, "push_status") == "already_pushed"
-    assert _prop(again, "pushed_version") == "1" and _prop(again, "registry_status") == "unchanged"
+    push(tmp_path, models[0], blessing(tmp_path, True), serving)
+    again = push(tmp_path, models[0], blessing(tmp_path, True), serving)
+    assert version_names(serving) == ["1"]
+    assert prop(again, "push_status") == "already_pushed"
+    assert prop(again, "pushed_version") == "1" and prop(again, "registry_status") == "unchanged"
 
 
 def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
@@ -172,9 +85,9 @@ def test_existing_versions_are_never_overwritten(tmp_path, models, monkeypatch):
 
     real_next_version = serving_root.next_version
     monkeypatch.setattr(serving_root, "next_version", racing_next_version)
-    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
-    assert _prop(pushed, "pushed_version") == "9"
-    assert _versions(serving) == ["1", "7", "8", "9"]
+    pushed = push(tmp_path, models[0], blessing(tmp_path, True), serving)
+    assert prop(pushed, "pushed_version") == "9"
+    assert version_names(serving) == ["1", "7", "8", "9"]
     for name in ("1", "7"):
         assert (serving / name / "saved_model.pb").read_bytes().endswith(name.encode())
     assert (serving / "8" / "saved_model.pb").read_bytes() == b"the racing push"
@@ -195,13 +108,13 @@ def test_interrupted_push_publishes_nothing_and_a_rerun_succeeds(tmp_path, model
 
     monkeypatch.setattr(publish, "_copy_file", failing_copy)
     with pytest.raises(OSError, match="injected"):
-        _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+        push(tmp_path, models[0], blessing(tmp_path, True), serving)
     assert len(seen_by_reader) >= 3 and all(v == [] for v in seen_by_reader)
-    assert _versions(serving) == []  # no version, and no staging folder left behind
+    assert version_names(serving) == []  # no version, and no staging folder left behind
 
     monkeypatch.setattr(publish, "_copy_file", real_copy)
-    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
-    assert _versions(serving) == ["1"] and _prop(pushed, "pushed_version") == "1"
+    pushed = push(tmp_path, models[0], blessing(tmp_path, True), serving)
+    assert version_names(serving) == ["1"] and prop(pushed, "pushed_version") == "1"
     copied = {p.relative_to(serving / "1") for p in (serving / "1").rglob("*")}
     source = Path(models[0].uri, "Format-Serving")
     assert {p.relative_to(source) for p in source.rglob("*")} <= copied
@@ -228,16 +141,16 @@ def test_remote_filesystem_push_writes_saved_model_last(tmp_path, models, monkey
 def test_pushed_versions_are_registered_and_the_newest_is_champion(tmp_path, models,
                                                                    registry_uri):
     serving = tmp_path / "serving" / "pets"
-    first = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, registry_uri)
-    second = _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving,
+    first = push(tmp_path, models[0], blessing(tmp_path, True), serving, registry_uri)
+    second = push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving,
                    registry_uri)
-    assert [_prop(p, "registry_status") for p in (first, second)] == ["registered"] * 2
+    assert [prop(p, "registry_status") for p in (first, second)] == ["registered"] * 2
     client = mlflow_registry.connect(registry_uri)
     champion = mlflow_registry.champion(client, "pets")
-    assert champion.version == int(_prop(second, "registry_version"))
+    assert champion.version == int(prop(second, "registry_version"))
     assert champion.tags[mlflow_registry.SERVING_VERSION_TAG] == "2"
     assert champion.tags[mlflow_registry.SERVING_PATH_TAG] == str(serving / "2")
-    assert champion.tags[mlflow_registry.PREVIOUS_CHAMPION_TAG] == _prop(first, "registry_version")
+    assert champion.tags[mlflow_registry.PREVIOUS_CHAMPION_TAG] == prop(first, "registry_version")
     assert champion.tags["baseline_serving_version"] == "1"
     assert champion.tags["model_uri"] == models[1].uri
     # The source is the logged MLflow model, a copy of the SavedModel that serves.
@@ -259,26 +172,61 @@ def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path,
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the registry's folder should be")
     broken = "sqlite:///" + str(blocker / "mlflow.db")
-    pushed = _push(tmp_path, models[0], _blessing(tmp_path, True), serving, broken)
-    assert _versions(serving) == ["1"] and (serving / "1" / "saved_model.pb").is_file()
-    assert _prop(pushed, "pushed") == 1 and _prop(pushed, "registry_status") == "failed"
-    assert "not_a_folder" in _prop(pushed, "registry_error")
+    pushed = push(tmp_path, models[0], blessing(tmp_path, True), serving, broken)
+    assert version_names(serving) == ["1"] and (serving / "1" / "saved_model.pb").is_file()
+    assert prop(pushed, "pushed") == 1 and prop(pushed, "registry_status") == "failed"
+    assert "not_a_folder" in prop(pushed, "registry_error")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "NOT registered" in logged and "imgpipe registry sync" in logged
 
     client = mlflow_registry.connect(registry_uri)
-    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == [1]
+    # The push labelled version 1 stable: sync makes the registry agree.
+    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == ([1], 1)
     rows = registry.entries(client, "pets-outage", str(serving))
-    assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [(1, True, [])]
-    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == []
+    assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [
+        (1, True, ["champion"])]
+    assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == ([], 1)
+
+
+def test_sync_after_an_outage_makes_the_stable_version_the_champion(tmp_path, models,
+                                                                     registry_uri):
+    serving = tmp_path / "serving" / "pets-drift"
+    client = mlflow_registry.connect(registry_uri)
+    push(tmp_path, models[0], blessing(tmp_path, True), serving, registry_uri,
+         model_name="pets-drift")
+    (tmp_path / "down").write_text("a file where the registry's folder should be")
+    push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving,
+         "sqlite:///" + str(tmp_path / "down" / "mlflow.db"), model_name="pets-drift")
+    champion = mlflow_registry.champion(client, "pets-drift")
+    assert champion.tags[mlflow_registry.SERVING_VERSION_TAG] == "1"  # the registry missed 2
+    assert serving_config.stable_version(str(serving)) == 2  # what TF Serving serves
+
+    assert registry.sync(client, registry_uri, "pets-drift", str(serving)) == ([2], 2)
+    champion = mlflow_registry.champion(client, "pets-drift")
+    assert champion.tags[mlflow_registry.SERVING_VERSION_TAG] == "2"
+    assert champion.tags[mlflow_registry.PREVIOUS_CHAMPION_TAG] == "1"  # rollback works
+    registry.rollback(client, "pets-drift", str(serving))
+    assert serving_config.stable_version(str(serving)) == 1
+
+
+def test_sync_writes_models_config_from_the_champion_when_there_is_none(tmp_path, models,
+                                                                         registry_uri):
+    serving = tmp_path / "serving" / "pets-nofile"
+    client = mlflow_registry.connect(registry_uri)
+    push(tmp_path, models[0], blessing(tmp_path, True), serving, registry_uri,
+         model_name="pets-nofile")
+    config_file = tmp_path / "serving" / serving_config.CONFIG_FILE
+    config_file.unlink()  # e.g. a serving root from before the file existed
+    assert registry.sync(client, registry_uri, "pets-nofile", str(serving)) == ([], 1)
+    assert serving_config.stable_version(str(serving)) == 1
 
 
 def test_every_push_labels_the_new_version_stable_in_models_config(tmp_path, models):
     serving = tmp_path / "serving" / "pets"
-    _push(tmp_path, models[0], _blessing(tmp_path, True), serving)
+    push(tmp_path, models[0], blessing(tmp_path, True), serving)
     config_file = tmp_path / "serving" / "models.config"
     assert serving_config.stable_version(str(serving)) == 1
-    _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving)
+    push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving)
     parsed = serving_config.read(str(config_file))
     (entry,) = parsed.model_config_list.config
     assert (entry.name, entry.base_path, entry.model_platform) == ("pets", str(serving),
@@ -299,10 +247,10 @@ def test_models_config_follows_the_champion_through_push_rollback_promote(tmp_pa
         assert str(stable) == champion.tags[mlflow_registry.SERVING_VERSION_TAG]
         return stable
 
-    _push(tmp_path, models[0], _blessing(tmp_path, True), serving, registry_uri,
+    push(tmp_path, models[0], blessing(tmp_path, True), serving, registry_uri,
           model_name="pets-labels")
     assert agree() == 1
-    _push(tmp_path, models[1], _blessing(tmp_path, True, baseline=models[0]), serving,
+    push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving,
           registry_uri, model_name="pets-labels")
     assert agree() == 2
     registry.rollback(client, "pets-labels", str(serving))

@@ -27,6 +27,8 @@ def test_yaml_and_overrides_are_typed(tmp_path):
     ("data.accepted_formats=TIFF", "data.accepted_formats", "subset of"),
     ("train.augment=maybe", "train.augment", "expected bool"),
     ("beam.direct_running_mode=fast", "beam.direct_running_mode", "in_memory"),
+    ("registry.tf_serving_url=tf-serving:8501", "registry.tf_serving_url", "http(s)://"),
+    ("registry.tf_serving_timeout_s=0", "registry.tf_serving_timeout_s", "> 0"),
 ])
 def test_errors_name_the_field_and_expected_form(override, field, expected):
     with pytest.raises(ConfigError) as err:

@@ -1,6 +1,8 @@
 """The MLflow registry helpers and `imgpipe registry ...` on a real sqlite registry, with
 model cards in a serving root as the pusher leaves them (no pipeline run needed)."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,8 +94,12 @@ def test_list_shows_versions_aliases_and_unregistered_pushes(home, capsys):
                                            ["1", "1", "0.8100"]]
     assert "imgpipe registry sync" in out
     assert imgpipe(["registry", "sync", *_args(home, "listing")]) == 0
-    assert "registered serving versions 3; champion unchanged" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # No models.config here (a registry filled by hand): the champion is written into it.
+    assert "registered serving versions 3" in out
+    assert "champion: serving version 2, labelled stable in models.config" in out
     assert _champion(home, "listing") == "2"
+    assert _served(home, "listing") == ([2], {"stable": 2, "canary": 2})
 
 
 def _served(home: Path, model: str) -> tuple:
@@ -183,3 +189,24 @@ def test_the_registry_section_decides_where_commands_look(tmp_path, capsys):
         load_config(overrides=("registry.model_name=a/b",))
     with pytest.raises(ConfigError, match="'eval.min_class_recall'"):
         load_config(overrides=("eval.min_class_recall=2",))
+
+
+def test_predict_finds_the_champion_in_models_config_without_mlflow(home, tmp_path):
+    """`champion` = the version models.config labels stable, read without importing MLflow
+    (seconds of a prediction's start-up); other aliases still ask the registry."""
+    _register(home, "lookup", 3)
+    serving_config.write(str(home / "serving" / "lookup"), [3], 2)  # e.g. rolled back to 2
+    script = (
+        "import sys; from pipeline import config, predict; "
+        f"c = config.load_config(None, ['home={home}', 'model_name=lookup']); "
+        "print(predict.resolve_model(c, sys.argv[1])); print('mlflow' in sys.modules)")
+    def resolve(spec: str) -> list:
+        done = subprocess.run([sys.executable, "-c", script, spec], capture_output=True,
+                              text=True, check=True, cwd=tmp_path)
+        return done.stdout.split()
+
+    for label in ("champion", "stable", "canary"):
+        assert resolve(label) == [str(home / "serving" / "lookup" / "2"), "False"]
+    client = mlflow_registry.connect(_uri(home))
+    client.set_registered_model_alias("lookup", "candidate", "3")
+    assert resolve("candidate") == [str(home / "serving" / "lookup" / "3"), "True"]
