@@ -1,6 +1,7 @@
 """The MLflow registry helpers and `imgpipe registry ...` on a real sqlite registry, with
 model cards in a serving root as the pusher leaves them (no pipeline run needed)."""
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,24 @@ def test_predict_finds_the_champion_in_models_config_without_mlflow(home, tmp_pa
     client = mlflow_registry.connect(_uri(home))
     client.set_registered_model_alias("lookup", "candidate", "3")
     assert resolve("candidate") == [str(home / "serving" / "lookup" / "3"), "True"]
+
+
+def test_a_move_the_tf_serving_does_not_take_changes_nothing(home, capsys):
+    """registry.tf_serving_url names a server that never answers: the command fails with
+    why, and the file and the champion stay as they were."""
+    _register(home, "unreachable", 2)
+    serving = home / "serving" / "unreachable"
+    serving_config.write(str(serving), [1], 2)
+    config_file = home / "serving" / serving_config.CONFIG_FILE
+    before = config_file.read_text()
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert imgpipe(["registry", "promote", "1", *_args(home, "unreachable"),
+                    "--set", f"registry.tf_serving_url={url}",
+                    "--set", "registry.tf_serving_timeout_s=1"]) == 1
+    out = capsys.readouterr().out
+    assert f"TF Serving at {url} did not serve version 1 of 'unreachable' within 1 s" in out
+    assert "unreachable" in out
+    assert config_file.read_text() == before
+    assert _champion(home, "unreachable") == "2"
