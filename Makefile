@@ -9,7 +9,8 @@ PY310   ?= $(shell for p in $$HOME/.pyenv/versions/3.10.*/bin/python3.10 $$(comm
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint bench bench-evaluator bench-trainer compile lock clean-home help
+.PHONY: demo test test-slow lint bench bench-evaluator bench-trainer bench-scale bench-cache \
+        compile lock clean-home help
 
 help:
 	@echo "make demo       run the full local pipeline on the embedded digits dataset"
@@ -17,6 +18,8 @@ help:
 	@echo "make test-slow  run the slow tests (need ../shared/data)"
 	@echo "make lint       ruff, and the import contracts of the layers (.importlinter)"
 	@echo "make bench      local pipeline wall time and peak RSS (bench-evaluator, bench-trainer: the others)"
+	@echo "make bench-scale  stage times and peak RSS at 1x, 4x, 16x of a flowers5-derived set"
+	@echo "make bench-cache  training from a 50,000-image feature cache spilled to disk vs in memory"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
@@ -55,6 +58,12 @@ bench-evaluator: $(STAMP)
 
 bench-trainer: $(STAMP)
 	$(PY) bench/trainer_vs_seed.py
+
+bench-scale: $(STAMP)
+	$(PY) bench/scale_bench.py
+
+bench-cache: $(STAMP)
+	$(PY) bench/feature_cache_bench.py
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock

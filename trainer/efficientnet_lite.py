@@ -38,6 +38,7 @@ import functools
 import importlib
 import math
 import os
+import random
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -391,8 +392,16 @@ def imagenet_weights_path(variant: str = "lite0") -> Path:
 
 
 def _write_imagenet_cache(path: Path, variant: str) -> None:
-    model = build_efficientnet_lite(variant, weights=None,
-                                    name=f"efficientnet_{variant}_imagenet")
+    # The throwaway model's initializers draw their seeds from Python's and NumPy's global
+    # generators: put them back, so a seeded run builds the same model whether or not this
+    # run had to convert first.
+    states = random.getstate(), np.random.get_state()
+    try:
+        model = build_efficientnet_lite(variant, weights=None,
+                                        name=f"efficientnet_{variant}_imagenet")
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
     state_dict = load_state_dict(checkpoint_path(variant))
     set_converted_weights(model, convert_state_dict(state_dict, variant=variant))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,17 @@ rest of the frozen base, and phase 2 trains the top and the head on the cache it
 trade-off: a cached input cannot be augmented (an augmented image would need fresh
 features every epoch), so phase 1 trains without augmentation, and with train.augment
 phase 2 trains on augmented images while validating from the cache (validation images
-are never augmented). A cache above train.feature_cache_max_mb is not built: that phase
-runs on images, as with cache_features=false.
+are never augmented).
+
+Where the cache lives (trainer/feature_cache.py): in memory while a phase's cache fits
+train.feature_cache_max_mb, otherwise written batch by batch to files in a temporary
+directory the run removes, and read back from there every epoch: the same batches in the
+same order either way, so the same training. Feature maps (phase 2's cache) are stored
+as float16: half the bytes, a relative rounding error of at most 2**-11. Phase 1's
+features are computed from the bottom's float32 outputs in the same pass, before that
+rounding, and stay float32: they are the pooled vectors (1/7 of a Lite0 map at 224 px),
+and phase 1 trains on the very features the base computes from images.
+train.feature_cache_max_mb=0 turns caching off, as cache_features=false.
 
 Call inside the distribution strategy's scope (see strategy.py), where the classifier
 was built.
@@ -26,16 +35,19 @@ import json
 import logging
 import math
 import os
+import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import augment, backbones, contract, data, model as model_lib
+from trainer import augment, backbones, contract, data, feature_cache, fit_callbacks
+from trainer import model as model_lib
 from trainer.train_config import TrainConfig
 
-Arrays = Tuple[np.ndarray, ...]  # cached outputs of a phase's frozen part
+# How each phase's cache stores its rows (see the module docstring).
+CACHE_DTYPES = {"phase1": np.float32, "phase2": np.float16}
 
 
 @dataclasses.dataclass
@@ -72,8 +84,19 @@ class Examples:
 @dataclasses.dataclass
 class Cache:
     """Outputs of a phase's frozen layers, computed once; None: that split runs on images."""
-    train: Optional[Arrays] = None
-    eval: Optional[Arrays] = None
+    train: Optional[feature_cache.Store] = None
+    eval: Optional[feature_cache.Store] = None
+    # (model, its outputs for the same splits), computed in the same pass from the
+    # outputs' float32 values before they were stored: phase 1's features from the bottom
+    derived: Optional[Tuple[keras.Model, "Cache"]] = None
+
+    def close(self) -> None:
+        """Frees the stored rows (spilled ones: their files)."""
+        for store in (self.train, self.eval):
+            if store is not None:
+                store.close()
+        if self.derived is not None:
+            self.derived[1].close()
 
 
 @dataclasses.dataclass
@@ -107,42 +130,58 @@ def train_two_phases(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
     if cfg.from_scratch:
         results = [run_from_scratch(classifier, cfg, num_classes, examples, log_dir)]
     else:
-        bottom = cache_bottom(classifier, cfg, examples) if cfg.phase2_epochs > 0 else None
-        results = [run_phase1(classifier, cfg, num_classes, examples, log_dir, bottom)]
-        if bottom is not None:
-            results.append(run_phase2(classifier, cfg, num_classes, examples, results[0],
-                                      log_dir, bottom))
+        # A cache beyond the memory budget spills here: local disk even when log_dir is
+        # remote ($TMPDIR chooses where); removed when training ends.
+        with tempfile.TemporaryDirectory(prefix="imgpipe_feature_cache_") as work_dir:
+            bottom = (cache_bottom(classifier, cfg, examples, work_dir)
+                      if cfg.phase2_epochs > 0 else None)
+            try:
+                results = [run_phase1(classifier, cfg, num_classes, examples, log_dir, bottom,
+                                      work_dir)]
+                if bottom is not None:
+                    results.append(run_phase2(classifier, cfg, num_classes, examples,
+                                              results[0], log_dir, bottom))
+            finally:
+                if bottom is not None:
+                    bottom.cache.close()
     if log_dir:
         _write_history(results, os.path.join(log_dir, contract.HISTORY_FILE))
     return results
 
 
 def cache_bottom(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
-                 examples: Examples) -> Bottom:
+                 examples: Examples, work_dir: Optional[str] = None) -> Bottom:
     """Phase 2's cut; caches the bottom's outputs for eval, and for train when phase 2
-    trains without augmentation."""
+    trains without augmentation, and with them phase 1's features of the same splits."""
     start = cfg.unfreeze_from or backbones.get_backbone(cfg.backbone).top_start
     first = model_lib.top_start_index(classifier.base, start, cfg.unfreeze_top_layers)
     split = model_lib.split_base(classifier, first)
     if split is None or not cfg.cache_features:
         return Bottom(first, split, Cache())
     return Bottom(first, split, cache_outputs("phase2", split.frozen, cfg, examples,
-                                              with_train=not cfg.augment))
+                                              with_train=not cfg.augment,
+                                              derive=("phase1", split.below_head),
+                                              work_dir=work_dir))
 
 
 def run_phase1(classifier: model_lib.ImageClassifier, cfg: TrainConfig, num_classes: int,
                examples: Examples, log_dir: Optional[str] = None,
-               bottom: Optional[Bottom] = None) -> PhaseResult:
+               bottom: Optional[Bottom] = None, work_dir: Optional[str] = None
+               ) -> PhaseResult:
     """Base frozen, head trained at learning_rate."""
     cache = Cache()
     if cfg.cache_features:
         source = (bottom.split.below_head, bottom.cache) if bottom and bottom.split else None
-        cache = cache_outputs("phase1", classifier.features, cfg, examples, True, source)
+        cache = cache_outputs("phase1", classifier.features, cfg, examples, True, source,
+                              work_dir=work_dir)
     phase = _Phase("phase1", model_lib.Split(classifier.features, classifier.head),
                    cfg.learning_rate, cfg.phase1_epochs, cfg.phase1_steps_per_epoch,
                    initial_epoch=0, baseline=math.inf,
                    trainable_layers=_layers_with_weights(classifier.head))
-    return _run_phase(phase, classifier, cfg, num_classes, examples, log_dir, cache)
+    try:
+        return _run_phase(phase, classifier, cfg, num_classes, examples, log_dir, cache)
+    finally:
+        cache.close()  # phase 2 never reads phase 1's features
 
 
 def run_from_scratch(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
@@ -174,19 +213,19 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
                num_classes: int, examples: Examples, log_dir: Optional[str], cache: Cache
                ) -> PhaseResult:
     fit_model = phase.split.trainable if cache.train is not None else classifier.model
-    _compile(fit_model, phase.learning_rate, cfg.label_smoothing)
-    recorder = _Recorder()
-    keep = _KeepBest(phase.baseline, cfg.restore_best_weights, classifier.model,
-                     _checkpoint_path(cfg, log_dir, phase.name))
+    fit_callbacks.compile_model(fit_model, phase.learning_rate, cfg.label_smoothing)
+    recorder = fit_callbacks.Recorder()
+    keep = fit_callbacks.KeepBest(phase.baseline, cfg.restore_best_weights, classifier.model,
+                     fit_callbacks.checkpoint_path(cfg, log_dir, phase.name))
     callbacks: List[keras.callbacks.Callback] = [
-        recorder, keep, *_plateau_callbacks(cfg), *_log_callbacks(cfg, log_dir, phase.name)]
+        recorder, keep, *fit_callbacks.plateau_callbacks(cfg), *fit_callbacks.log_callbacks(cfg, log_dir, phase.name)]
     repeat = phase.steps_per_epoch > 0
 
     if cache.train is not None:
-        train = _array_dataset(cache.train, cfg.batch_size, examples.train_labels, num_classes,
-                               shuffle_seed=cfg.seed, repeat=repeat)
-        validation = _array_dataset(cache.eval, cfg.batch_size, examples.eval_labels,
-                                    num_classes)
+        train = feature_cache.dataset(cache.train, cfg.batch_size, examples.train_labels,
+                                      num_classes, shuffle_seed=cfg.seed, repeat=repeat)
+        validation = feature_cache.dataset(cache.eval, cfg.batch_size, examples.eval_labels,
+                                           num_classes)
     else:
         train = data.image_dataset(examples.train_files, cfg.input_size, cfg.batch_size,
                                    num_classes, shuffle_seed=cfg.seed,
@@ -194,8 +233,8 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
                                    num_examples=len(examples.train_labels))
         validation = None
         if cache.eval is not None:  # must run before the callbacks that read val_loss
-            _compile(phase.split.trainable, phase.learning_rate, cfg.label_smoothing)
-            callbacks.insert(0, _CachedValidation(phase.split.trainable, _array_dataset(
+            fit_callbacks.compile_model(phase.split.trainable, phase.learning_rate, cfg.label_smoothing)
+            callbacks.insert(0, fit_callbacks.CachedValidation(phase.split.trainable, feature_cache.dataset(
                 cache.eval, cfg.batch_size, examples.eval_labels, num_classes)))
         else:
             validation = data.image_dataset(examples.eval_files, cfg.input_size,
@@ -220,171 +259,110 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
 
 # -- caching ----------------------------------------------------------------------------
 def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: Examples,
-                  with_train: bool, source: Optional[Tuple[keras.Model, Cache]] = None
-                  ) -> Cache:
-    """`frozen`'s outputs for the eval split (and the train split), within
-    train.feature_cache_max_mb. `source` = (model, cache): where the cache holds a split,
-    its outputs are `model` applied to the cached arrays instead of `frozen` to images."""
-    per_example = 4 * sum(math.prod(t.shape[1:]) for t in frozen.outputs)
-    budget = cfg.feature_cache_max_mb * 2 ** 20
-    eval_bytes = per_example * len(examples.eval_labels)
-    train_bytes = per_example * len(examples.train_labels) if with_train else 0
-    if eval_bytes + train_bytes > budget:
-        logging.warning("%s: caching would take %d MB > train.feature_cache_max_mb; %s",
-                        phase, (eval_bytes + train_bytes) >> 20,
-                        "running on images" if eval_bytes > budget else "training on images")
-        with_train = False
-        if eval_bytes > budget:
-            return Cache()
+                  with_train: bool, source: Optional[Tuple[keras.Model, Cache]] = None,
+                  derive: Optional[Tuple[str, keras.Model]] = None,
+                  work_dir: Optional[str] = None) -> Cache:
+    """`frozen`'s outputs for the eval split (and the train split), stored as
+    CACHE_DTYPES[phase]: in memory while they fit train.feature_cache_max_mb (eval
+    first), the rest in files under work_dir (None: a temporary directory of its own).
 
-    def outputs(files: List[str], labels: np.ndarray, cached: Optional[Arrays]) -> Arrays:
-        if source is not None and cached is not None:
-            return _run_frozen(source[0], _array_dataset(cached, cfg.batch_size))
-        images = data.image_dataset(files, cfg.input_size, cfg.batch_size,
-                                    num_examples=len(labels))
-        return _run_frozen(frozen, images.map(lambda x, _: x))
-
+    `source` = (model, cache): where the cache holds a split, its outputs are `model`
+    applied to the cached outputs instead of `frozen` to images (those the cache derived
+    with `model` in its own pass, when it did). `derive` = (phase, model): also stores
+    `model`'s outputs of the same splits, computed in the same pass from the float32
+    values, as that phase's cache: the returned cache's `derived`."""
+    if cfg.feature_cache_max_mb <= 0:
+        return Cache()
+    splits = {"eval": (examples.eval_files, examples.eval_labels)}
+    if with_train:
+        splits["train"] = (examples.train_files, examples.train_labels)
+    memory = _placement(phase, frozen, splits, cfg)
+    derived_memory = _placement(derive[0], derive[1], splits, cfg) if derive else {}
     cached = source[1] if source is not None else Cache()
-    return Cache(
-        train=(outputs(examples.train_files, examples.train_labels, cached.train)
-               if with_train else None),
-        eval=outputs(examples.eval_files, examples.eval_labels, cached.eval))
+    reuse = cached.derived[1] if cached.derived and cached.derived[0] is source[0] else Cache()
+
+    stores, derived_stores = {}, {}
+    for name, (files, labels) in splits.items():
+        if getattr(reuse, name) is not None and derive is None:
+            stores[name] = getattr(reuse, name)
+            continue
+        writer = _writer(phase, frozen, len(labels), memory[name], work_dir, name)
+        also = (derive[1], _writer(derive[0], derive[1], len(labels), derived_memory[name],
+                                   work_dir, name)) if derive else None
+        if source is not None and getattr(cached, name) is not None:
+            model, inputs = source[0], feature_cache.dataset(getattr(cached, name),
+                                                             cfg.batch_size)
+        else:
+            model, inputs = frozen, data.image_dataset(
+                files, cfg.input_size, cfg.batch_size, num_examples=len(labels)
+            ).map(lambda x, _: x)
+        _run_frozen(model, inputs, writer, also)
+        stores[name] = writer.finish()
+        if also is not None:
+            derived_stores[name] = also[1].finish()
+    return Cache(train=stores.get("train"), eval=stores["eval"],
+                 derived=(derive[1], Cache(train=derived_stores.get("train"),
+                                           eval=derived_stores["eval"])) if derive else None)
 
 
-def _run_frozen(model: keras.Model, inputs: tf.data.Dataset) -> Arrays:
-    """model's outputs for every batch, in order.
+def _placement(phase: str, model: keras.Model, splits: Dict[str, Tuple[Any, np.ndarray]],
+               cfg: TrainConfig) -> Dict[str, bool]:
+    """Split name -> whether its cache is held in memory: eval while it fits the budget,
+    train while both do."""
+    per_example = feature_cache.row_bytes(_output_shapes(model), CACHE_DTYPES[phase])
+    budget = cfg.feature_cache_max_mb * 2 ** 20
+    sizes = {name: per_example * len(labels) for name, (_, labels) in splits.items()}
+    memory = {"eval": sizes["eval"] <= budget}
+    if "train" in sizes:
+        memory["train"] = sizes["eval"] + sizes["train"] <= budget
+    on_disk = [name for name, held in memory.items() if not held]
+    logging.info("%s: feature cache of %.1f MB (%s)%s", phase, sum(sizes.values()) / 2 ** 20,
+                 np.dtype(CACHE_DTYPES[phase]).name,
+                 f", {' and '.join(on_disk)} on disk: above train.feature_cache_max_mb"
+                 if on_disk else ", in memory")
+    return memory
 
-    Outside the distribution strategy: every worker computes every example, as each trains
-    on the whole cache. One traced function for every batch size, where Keras' predict
-    would trace again for the last, smaller batch."""
+
+def _output_shapes(model: keras.Model) -> List[Tuple[int, ...]]:
+    return [tuple(t.shape[1:]) for t in model.outputs]
+
+
+def _writer(phase: str, model: keras.Model, num_rows: int, in_memory: bool,
+            work_dir: Optional[str], split: str) -> feature_cache.Writer:
+    return feature_cache.Writer(_output_shapes(model), num_rows, in_memory, work_dir,
+                                CACHE_DTYPES[phase], name=f"{phase}_{split}")
+
+
+def _traced(model: keras.Model):
+    """model's outputs, flattened, by one traced function for every batch size (Keras'
+    predict would trace again for the last, smaller batch)."""
     structure = model.inputs[0] if len(model.inputs) == 1 else tuple(model.inputs)
     spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)
-    call = tf.function(lambda x: tf.nest.flatten(model(x, training=False)),
+    return tf.function(lambda x: tf.nest.flatten(model(x, training=False)),
                        input_signature=[spec])
-    batches = [[t.numpy() for t in call(x)] for x in inputs]
-    return tuple(np.concatenate(parts) for parts in zip(*batches))
 
 
-def _array_dataset(arrays: Arrays, batch_size: int, labels: Optional[np.ndarray] = None,
-                   num_classes: int = 0, shuffle_seed: Optional[int] = None,
-                   repeat: bool = False) -> tf.data.Dataset:
-    """Cached arrays as batches of inputs, or of (inputs, one-hot labels)."""
-    inputs = arrays[0] if len(arrays) == 1 else arrays
-    ds = tf.data.Dataset.from_tensor_slices(
-        inputs if labels is None else (inputs, tf.one_hot(labels, num_classes)))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _run_frozen(model: keras.Model, inputs: tf.data.Dataset, writer: feature_cache.Writer,
+                also: Optional[Tuple[keras.Model, feature_cache.Writer]] = None) -> None:
+    """Writes model's outputs for every batch, in order; `also` = (model, writer): that
+    model's outputs of the float32 outputs too.
 
-
-# -- compile and callbacks ----------------------------------------------------------------
-def _compile(model: keras.Model, learning_rate: float, label_smoothing: float) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),  # fresh: no state from a phase before
-        # The head ends in softmax: the loss takes probabilities, not logits.
-        loss=keras.losses.CategoricalCrossentropy(from_logits=False,
-                                                  label_smoothing=label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-
-
-def _plateau_callbacks(cfg: TrainConfig) -> List[keras.callbacks.Callback]:
-    callbacks: List[keras.callbacks.Callback] = []
-    if cfg.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.early_stopping_patience))
-    if cfg.reduce_lr_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=cfg.reduce_lr_factor, patience=cfg.reduce_lr_patience,
-            min_lr=1e-7))
-    return callbacks
-
-
-def _log_callbacks(cfg: TrainConfig, log_dir: Optional[str], phase: str
-                   ) -> List[keras.callbacks.Callback]:
-    if not (log_dir and cfg.tensorboard):
-        return []
-    return [keras.callbacks.TensorBoard(os.path.join(log_dir, phase), write_graph=False)]
-
-
-def _checkpoint_path(cfg: TrainConfig, log_dir: Optional[str], phase: str) -> Optional[str]:
-    if not (log_dir and cfg.checkpoints):
-        return None
-    directory = os.path.join(log_dir, "checkpoints")
-    tf.io.gfile.makedirs(directory)
-    return os.path.join(directory, f"{phase}_best.weights.h5")
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Epoch numbers and the learning rate the optimizer starts each epoch with."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs: List[int] = []
-        self.learning_rates: List[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-        self.learning_rates.append(
-            float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
-
-class _KeepBest(keras.callbacks.Callback):
-    """Tracks the lowest val_loss and the trained variables' values at that epoch. At the
-    end they go back to those values (or to their starting values when no epoch beat
-    `baseline`) if `restore`, and the whole model with them is written to checkpoint_path
-    once: saving the full model at every new best cost ~3 s of the demo's phase 1, whose
-    head alone changes."""
-
-    def __init__(self, baseline: float, restore: bool, full_model: keras.Model,
-                 checkpoint_path: Optional[str]):
-        super().__init__()
-        self.best, self.best_epoch = baseline, None
-        self._restore, self._full_model, self._path = restore, full_model, checkpoint_path
-        self._best_values: List[np.ndarray] = []
-
-    def _snapshot(self) -> List[np.ndarray]:
-        return [np.array(v.numpy()) for v in self.model.trainable_variables]
-
-    def _assign(self, values: List[np.ndarray]) -> None:
-        for variable, value in zip(self.model.trainable_variables, values):
-            variable.assign(value)
-
-    def on_train_begin(self, logs=None):
-        self._best_values = self._snapshot() if self._restore else []
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if loss is None or not loss < self.best:
-            return
-        self.best, self.best_epoch = float(loss), epoch
-        if self._restore or self._path:
-            self._best_values = self._snapshot()
-
-    def on_train_end(self, logs=None):
-        save = bool(self._path) and self.best_epoch is not None
-        if not (self._restore or save):
-            return
-        last = None if self._restore else self._snapshot()
-        self._assign(self._best_values)
-        if save:
-            self._full_model.save_weights(self._path)
-        if last is not None:
-            self._assign(last)
-
-
-class _CachedValidation(keras.callbacks.Callback):
-    """Adds val_* to the epoch's logs by evaluating the trainable part on cached inputs."""
-
-    def __init__(self, evaluator: keras.Model, dataset: tf.data.Dataset):
-        super().__init__()
-        self._evaluator, self._dataset = evaluator, dataset
-
-    def on_epoch_end(self, epoch, logs=None):
-        scores = self._evaluator.evaluate(self._dataset, verbose=0, return_dict=True)
-        if logs is not None:
-            logs.update({f"val_{name}": float(value) for name, value in scores.items()})
+    Outside the distribution strategy: every worker computes every example, as each trains
+    on the whole cache."""
+    call = _traced(model)
+    call_also = _traced(also[0]) if also is not None else None
+    try:
+        for x in inputs:
+            outputs = call(x)
+            writer.append([t.numpy() for t in outputs])
+            if call_also is not None:
+                derived = call_also(outputs[0] if len(outputs) == 1 else tuple(outputs))
+                also[1].append([t.numpy() for t in derived])
+    except BaseException:
+        writer.abort()
+        if also is not None:
+            also[1].abort()
+        raise
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -48,7 +48,11 @@ class TrainConfig:
     # unfrozen top, when augment is false). Cached inputs are never augmented, so phase 1
     # trains without augmentation (see trainer/schedule.py).
     cache_features: bool = True
-    feature_cache_max_mb: int = 2048  # a larger cache falls back to running the images
+    # Memory budget of each phase's cache, in MB (fractions allowed): a cache above it is
+    # written to disk (under $TMPDIR, removed after training) and read from there every
+    # epoch, at about the same speed. Feature maps are stored as float16 (a 7x7x192 Lite0
+    # map: 18.4 KB an image). 0: no cache, as cache_features false.
+    feature_cache_max_mb: float = 2048
     # -- phase 2: top of the base unfrozen, learning_rate * phase2_lr_factor -----------
     phase2_epochs: int = 3
     phase2_steps_per_epoch: int = 0
@@ -134,7 +138,7 @@ class TrainConfig:
                    "an integer >= 0 (0: one pass over the data)")
         check(self.learning_rate > 0, "train.learning_rate", "a positive number")
         check(self.feature_cache_max_mb >= 0, "train.feature_cache_max_mb",
-               "an integer >= 0 (megabytes)")
+               "a number >= 0 (megabytes; 0: no cache)")
         check(0 < self.phase2_lr_factor <= 1, "train.phase2_lr_factor",
                "a number in (0, 1], e.g. 0.1")
         check(self.unfreeze_top_layers >= 0, "train.unfreeze_top_layers", "an integer >= 0")

@@ -226,6 +226,25 @@ def test_imagenet_weights_are_converted_once_then_cached(variant, tmp_path, monk
           f"cached {cached_in:.2f}s")
 
 
+def test_a_seeded_build_is_the_same_whether_or_not_it_converts_first(tmp_path, monkeypatch):
+    """The conversion builds a throwaway model: it must not use up the seeded random state
+    the new layers' initial weights come from (a cold cache once gave another head)."""
+    import keras
+
+    def seeded_head():
+        keras.utils.set_random_seed(7)
+        lite.build_efficientnet_lite("lite0", input_shape=(32, 32, 3), include_top=False,
+                                     weights="imagenet")
+        return keras.layers.Dense(3)
+
+    monkeypatch.setenv(user_cache.CACHE_ENV_VAR, str(tmp_path))
+    cold = seeded_head()  # converts the checkpoint into tmp_path
+    warm = seeded_head()  # loads the file
+    for head in (cold, warm):
+        head.build((None, 8))
+    np.testing.assert_array_equal(cold.kernel.numpy(), warm.kernel.numpy())
+
+
 def test_imagenet_predictions_on_photos(variant, photos):
     model = lite.build_efficientnet_lite(variant, weights="imagenet")
     probabilities = model.predict(np.stack(list(photos.values())), verbose=0)

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import backbones, data, model as model_lib, schedule
+from trainer import backbones, data, fit_callbacks, model as model_lib, schedule
 from trainer.train_config import TrainConfig
 from trainer_helpers import (IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, changed_layers,
                              unfrozen_by, weights_by_layer)
@@ -154,7 +154,7 @@ def test_checkpoint_holds_the_best_epoch_whether_or_not_it_is_restored(tmp_path,
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     path = str(tmp_path / "best.weights.h5")
-    keep = schedule._KeepBest(baseline=float("inf"), restore=restore, full_model=model,
+    keep = fit_callbacks.KeepBest(baseline=float("inf"), restore=restore, full_model=model,
                               checkpoint_path=path)
     keep.set_model(model)
     keep.on_train_begin()
@@ -179,7 +179,7 @@ def test_no_checkpoint_when_no_epoch_beats_the_baseline(tmp_path):
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     start = model.get_weights()
-    keep = schedule._KeepBest(baseline=0.1, restore=True, full_model=model,
+    keep = fit_callbacks.KeepBest(baseline=0.1, restore=True, full_model=model,
                               checkpoint_path=str(tmp_path / "best.weights.h5"))
     keep.set_model(model)
     keep.on_train_begin()
