@@ -16,9 +16,11 @@ linearly with the data; fixed costs (start-up, tracing) flatter it, so the table
 process, bar Beam's multi_processing workers). Eval accuracy says little here: crops of
 one photo land in both splits. The ingestion comparison runs the pipeline once more on the
 largest scale with beam.direct_running_mode=multi_processing (2 workers) and compares
-ImageExampleGen's time with the in_memory run's at the same size.
+ImageExampleGen's time with the in_memory run's at the same size, and once more with
+train.feature_cache_max_mb=1, so that both phases' feature caches spill to disk, and
+compares the Trainer's time and the peak RSS with the in-memory cache's at the same size.
 
-    .venv/bin/python bench/scale_bench.py [--base 200] [--scales 1,4,16] [--keep DIR]
+    .venv/bin/python bench/scale_bench.py [--base 1000] [--scales 1,4,16] [--keep DIR]
 """
 import argparse
 import io
@@ -77,9 +79,9 @@ def stage_times(output: str) -> Dict[str, float]:
             re.findall(r"^\s+< (\S+)\s+([\d.]+) s$", output, flags=re.M)}
 
 
-def run(data: Path, home: Path, beam_mode: str) -> Dict:
+def run(data: Path, home: Path, beam_mode: str = "in_memory", *extra: str) -> Dict:
     sets = [*SETTINGS, f"beam.direct_running_mode={beam_mode}",
-            f"beam.direct_num_workers={2 if beam_mode == 'multi_processing' else 1}"]
+            f"beam.direct_num_workers={2 if beam_mode == 'multi_processing' else 1}", *extra]
     cmd = [str(REPO / ".venv/bin/imgpipe"), "run", "--home", str(home), "--data", str(data),
            *[a for s in sets for a in ("--set", s)]]
     result = measure(cmd)
@@ -91,7 +93,7 @@ def run(data: Path, home: Path, beam_mode: str) -> Dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", type=int, default=250, help="images in the 1x set")
+    parser.add_argument("--base", type=int, default=1000, help="images in the 1x set")
     parser.add_argument("--scales", default="1,4,16")
     parser.add_argument("--keep", default=None, help="parent dir for the data and homes "
                         "(kept); default: a temporary directory, removed")
@@ -111,7 +113,7 @@ def main() -> None:
         for scale in scales:
             data = root / f"data_{scale}x"
             n = derive_images(args.base, scale, data)
-            results[scale] = run(data, root / f"home_{scale}x", "in_memory")
+            results[scale] = run(data, root / f"home_{scale}x")
             results[scale]["images"] = n
             probes.append(machine_probe())
             r = results[scale]
@@ -122,13 +124,18 @@ def main() -> None:
         probes.append(machine_probe())
         print(f"{top:3d}x multi_processing: {multi['wall_s']:.1f} s, peak RSS "
               f"{multi['rss_gb']:.2f} GB", flush=True)
+        spilled = run(root / f"data_{top}x", root / f"home_{top}x_spilled", "in_memory",
+                      "train.feature_cache_max_mb=1")
+        probes.append(machine_probe())
+        print(f"{top:3d}x feature cache spilled: {spilled['wall_s']:.1f} s, peak RSS "
+              f"{spilled['rss_gb']:.2f} GB", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print_table(results, scales, multi, probes)
+    print_table(results, scales, multi, spilled, probes)
 
 
-def print_table(results: Dict[int, Dict], scales: List[int], multi: Dict,
+def print_table(results: Dict[int, Dict], scales: List[int], multi: Dict, spilled: Dict,
                 probes: List[float]) -> None:
     lo, hi = scales[0], scales[-1]
     data_ratio = results[hi]["images"] / results[lo]["images"]
@@ -166,6 +173,11 @@ def print_table(results: Dict[int, Dict], scales: List[int], multi: Dict,
           f"(2 workers) {mp:.1f} s vs in_memory {mem:.1f} s: {mp / mem:.2f}x the time; "
           f"whole run {multi['wall_s'] / results[hi]['wall_s']:.2f}x, peak RSS "
           f"{multi['rss_gb']:.2f} vs {results[hi]['rss_gb']:.2f} GB")
+    trained, in_memory = spilled["stages"]["Trainer"], results[hi]["stages"]["Trainer"]
+    print(f"feature cache at {hi}x, spilled to disk (train.feature_cache_max_mb=1) vs in "
+          f"memory: Trainer {trained:.1f} vs {in_memory:.1f} s: {trained / in_memory:.2f}x the "
+          f"time; peak RSS {spilled['rss_gb']:.2f} vs {results[hi]['rss_gb']:.2f} GB; "
+          + "; ".join(spilled["summary"][1:]) + " vs " + "; ".join(results[hi]["summary"][1:]))
     print(f"machine probe (fixed workload, s) between runs: "
           f"{', '.join(f'{p:.2f}' for p in probes)}")
 
