@@ -244,15 +244,17 @@ def main() -> None:
         rows = args.memory_rows if case == "memory" else args.rows
         out = subprocess.run(
             [sys.executable, __file__, "--child", case, "--rows", str(rows),
-             "--steps", str(-(-args.rows // BATCH)), "--top-steps", str(args.top_steps)], capture_output=True, text=True,
+             "--steps", str(-(-args.rows // BATCH)), "--top-steps", str(args.top_steps)],
+            capture_output=True, text=True,
             env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         if out.returncode or not line:
             sys.exit(f"{case} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
         results[case] = json.loads(line[0][len("RESULT "):])
         r = results[case]
+        head = ", ".join(f"{e:.0f}" for e in r["head_eps"])
         print(f"{case:8} {r['rows']:6d} rows, cache {r['cache_mb']:7.1f} MB (float16), "
-              f"written in {r['write_s']:.1f} s; head epochs {', '.join(f'{e:.0f}' for e in r['head_eps'])} "
+              f"written in {r['write_s']:.1f} s; head epochs {head} "
               f"ex/s; phase-2 top {r['top_eps']:.1f} ex/s; RSS above start: anon "
               f"{r['anon_mb']:.0f} MB, file {r['file_mb']:.0f} MB (start anon "
               f"{r['base_anon_mb']:.0f} MB, VmHWM {r['hwm_mb']:.0f} MB)", flush=True)

@@ -216,9 +216,10 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
     fit_callbacks.compile_model(fit_model, phase.learning_rate, cfg.label_smoothing)
     recorder = fit_callbacks.Recorder()
     keep = fit_callbacks.KeepBest(phase.baseline, cfg.restore_best_weights, classifier.model,
-                     fit_callbacks.checkpoint_path(cfg, log_dir, phase.name))
+                                  fit_callbacks.checkpoint_path(cfg, log_dir, phase.name))
     callbacks: List[keras.callbacks.Callback] = [
-        recorder, keep, *fit_callbacks.plateau_callbacks(cfg), *fit_callbacks.log_callbacks(cfg, log_dir, phase.name)]
+        recorder, keep, *fit_callbacks.plateau_callbacks(cfg),
+        *fit_callbacks.log_callbacks(cfg, log_dir, phase.name)]
     repeat = phase.steps_per_epoch > 0
 
     if cache.train is not None:
@@ -233,9 +234,12 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
                                    num_examples=len(examples.train_labels))
         validation = None
         if cache.eval is not None:  # must run before the callbacks that read val_loss
-            fit_callbacks.compile_model(phase.split.trainable, phase.learning_rate, cfg.label_smoothing)
-            callbacks.insert(0, fit_callbacks.CachedValidation(phase.split.trainable, feature_cache.dataset(
-                cache.eval, cfg.batch_size, examples.eval_labels, num_classes)))
+            fit_callbacks.compile_model(phase.split.trainable, phase.learning_rate,
+                                        cfg.label_smoothing)
+            cached_eval = feature_cache.dataset(cache.eval, cfg.batch_size,
+                                                examples.eval_labels, num_classes)
+            callbacks.insert(0, fit_callbacks.CachedValidation(phase.split.trainable,
+                                                               cached_eval))
         else:
             validation = data.image_dataset(examples.eval_files, cfg.input_size,
                                             cfg.batch_size, num_classes,
