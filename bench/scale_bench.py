@@ -7,8 +7,8 @@ a different box per variant, resized back to 128 px, JPEG quality 90): 1x, 4x an
 are distinct images of the same classes. Written under a temporary directory, never
 into the project. Each scale runs `imgpipe run` in a fresh home (a child process,
 measured by process_stats.measure: wall time, peak RSS of the whole process tree),
-at a small image size and a fixed number of epochs (early stopping off, so every scale
-trains the same epochs). Stage times are the run's own per-component lines.
+with Lite0 at a small image size and a fixed number of epochs (early stopping off, so
+every scale trains the same epochs). Stage times are the run's own per-component lines.
 
 Growth 1x->16x is (time at 16x / time at 1x) / 16: at most 1 means a stage grows at most
 linearly with the data; fixed costs (start-up, tracing) flatter it, so the table also gives
@@ -38,7 +38,7 @@ from process_stats import machine_probe, measure
 
 FLOWERS = SHARED / "images" / "flowers5_128px"
 STAGES = ("ImageExampleGen", "Transform", "Trainer", "Evaluator")
-SETTINGS = ["train.image_size=96", "train.phase1_epochs=5", "train.phase2_epochs=1",
+SETTINGS = ["train.backbone=efficientnet_lite0", "train.image_size=96", "train.phase1_epochs=5", "train.phase2_epochs=1",
             "train.early_stopping_patience=0", "train.reduce_lr_patience=0",
             "eval.min_accuracy=0.3"]
 
@@ -105,7 +105,7 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
     root = Path(args.keep or tempfile.mkdtemp(prefix="scale_bench_"))
     print(f"base set: {args.base} flowers5 images (5 classes), scales {scales}; settings: "
-          f"{', '.join(SETTINGS)}; backbone efficientnet_lite0 (ImageNet); "
+          f"{', '.join(SETTINGS)}; ImageNet weights; "
           f"{os.cpu_count()} CPUs; work dir {root}", flush=True)
     try:
         results: Dict[int, Dict] = {}

