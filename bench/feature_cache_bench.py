@@ -122,7 +122,7 @@ def child(case: str, rows: int, steps: int, top_steps: int, work_dir: str) -> di
                              keras.layers.Dense(128, activation="relu"),
                              keras.layers.Dense(NUM_CLASSES, activation="softmax")])
     fit_callbacks.compile_model(head, 1e-3, 0.0)
-    cfg = TrainConfig(weights="none", image_size=224)
+    cfg = TrainConfig(backbone="efficientnet_lite0", weights="none", image_size=224)
     classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
     first = model_lib.top_start_index(classifier.base, "block6d_", 0)
     split = model_lib.split_base(classifier, first)
@@ -184,7 +184,7 @@ def float16_error(images: int) -> dict:
     every = sorted(flowers.rglob("*.jpg"))
     paths = every[::max(1, len(every) // images)][:images]  # spread over the classes
     keras.utils.set_random_seed(0)
-    cfg = TrainConfig(image_size=224)
+    cfg = TrainConfig(backbone="efficientnet_lite0", image_size=224)
     classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
     first = model_lib.top_start_index(classifier.base, "block6d_", 0)
     split = model_lib.split_base(classifier, first)
@@ -193,7 +193,7 @@ def float16_error(images: int) -> dict:
     maps = np.asarray(split.frozen(batch, training=False))
     writer = feature_cache.Writer([maps.shape[1:]], len(maps), True)
     writer.append([maps])
-    half = writer.finish()[0]
+    half = writer.finish().read(slice(0, len(maps)))[0]
     big = np.abs(maps) >= np.finfo(np.float16).tiny
     rel = np.abs(half - maps)[big] / np.abs(maps)[big]
     p32 = np.asarray(split.trainable(maps, training=False))
