@@ -47,6 +47,13 @@ class Store(abc.ABC):
     def nbytes(self) -> int:
         return self.num_rows * row_bytes(self.shapes, self.dtype)
 
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __getitem__(self, output: int) -> np.ndarray:
+        """All rows of one output as a float32 array (small stores and tests only)."""
+        return self.read(slice(0, self.num_rows))[output]
+
     def read(self, index: Index) -> Tuple[np.ndarray, ...]:
         """The rows at `index` (a slice or an array of row numbers), one float32 array
         per output, in the order asked."""
