@@ -51,7 +51,7 @@ class Store(abc.ABC):
         return self.num_rows
 
     def __getitem__(self, output: int) -> np.ndarray:
-        """All rows of one output as a float32 array (small stores: the tests, the float16 bench)."""
+        """All rows of one output as float32 (small stores: the tests, the float16 bench)."""
         return self.read(slice(0, self.num_rows))[output]
 
     def read(self, index: Index) -> Tuple[np.ndarray, ...]:
