@@ -57,7 +57,7 @@ def prepare(home: Path) -> Dict[str, str]:
         helpers._write_e2e_data(home / "data")
         from absl import logging as absl_logging
 
-        from pipeline.local import run_local
+        from pipeline.runners.local import run_local
 
         absl_logging.set_verbosity(absl_logging.ERROR)  # the table, not TFX's logs
         print(f"running the pipeline once in {home} (the e2e dataset) ...", flush=True)

@@ -29,9 +29,10 @@ from typing import Any, Callable, List, Optional, Tuple  # noqa: E402
 
 # Light modules only (`imgpipe --help` must not load TensorFlow): their heavy imports are
 # deferred to the functions that need them.
-from components.registry_pusher import mlflow_registry, tf_serving  # noqa: E402
-from pipeline import kubeflow, predict, registry, report  # noqa: E402
+from components.serving import mlflow_registry, tf_serving, versions  # noqa: E402
+from pipeline.commands import predict, registry, report  # noqa: E402
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
+from pipeline.runners import kubeflow  # noqa: E402
 from trainer.config_fields import ConfigError  # noqa: E402
 
 Command = Callable[[argparse.Namespace], int]
@@ -81,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     log_path = _log_to_file(config, args.verbose)
     # TFX, TensorFlow and Beam: imported after the logging set-up, which they read.
-    from pipeline.local import run_local
+    from pipeline.runners.local import run_local
     from pipeline.run_summary import dump_summary
     # The imported modules' millions of objects live until exit: out of the collector's
     # sight, full collections during the run only walk what the run creates (~3 s less).
@@ -99,7 +100,7 @@ def _reports_kfp_errors(command: Command) -> Command:
     """KFP failures end the command with their message and exit code 1, no traceback."""
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
-        from pipeline.kfp_client import KfpError  # the KFP client library: seconds to import
+        from pipeline.runners.kfp_client import KfpError  # the KFP client library: seconds to import
 
         try:
             return command(args)
@@ -128,7 +129,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 @_reports_kfp_errors
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from pipeline import kfp_client  # the KFP client library: only for talking to KFP
+    from pipeline.runners import kfp_client  # the KFP client library: only for talking to KFP
 
     config = _load(args)
     name = args.name or args.recurring_run or f"{config.name}-schedule"
@@ -200,7 +201,7 @@ def _registry_errors(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (registry.RegistryError, tf_serving.ServingError) as e:
+        except (versions.RegistryError, tf_serving.ServingError) as e:
             print(f"imgpipe registry: {e}")
             return 1
         except Exception as e:  # unreachable server, unusable database file...
@@ -224,7 +225,7 @@ def _tf_serving(config: Any) -> Tuple[str, int]:
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    rows = registry.entries(client, config.registry_model_name, config.serving_dir)
+    rows = versions.entries(client, config.registry_model_name, config.serving_dir)
     print(f"model '{config.registry_model_name}' in {config.registry_uri}; "
           f"serving root {config.serving_dir}")
     if not rows:
@@ -242,7 +243,7 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    version = registry.promote(client, config.registry_model_name, args.version,
+    version = versions.promote(client, config.registry_model_name, args.version,
                                config.serving_dir, *_tf_serving(config))
     print(f"champion -> serving version {args.version} (registry version {version.version}); "
           "models.config labels it stable")
@@ -251,7 +252,7 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    old, new = registry.rollback(client, config.registry_model_name, config.serving_dir,
+    old, new = versions.rollback(client, config.registry_model_name, config.serving_dir,
                                  *_tf_serving(config))
     tag = mlflow_registry.SERVING_VERSION_TAG
     print(f"champion: serving version {old.tags.get(tag)} -> {new.tags.get(tag)} "
@@ -261,7 +262,7 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
     config, client = _registry(args)
-    added, current = registry.sync(client, config.registry_uri, config.registry_model_name,
+    added, current = versions.sync(client, config.registry_uri, config.registry_model_name,
                                    config.serving_dir, *_tf_serving(config))
     print(f"registered serving versions {', '.join(map(str, added))}" if added else
           "every pushed version is registered")

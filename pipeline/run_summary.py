@@ -8,11 +8,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.evaluator import baseline, results
-from components.evaluator.confidence import format_interval
-from components.evaluator.names import ACCURACY, RECALL
-from components.image_example_gen import report as ingestion
-from components.registry_pusher import executor as pusher
+from components.artifacts import baseline, evaluation, model_contract
+from components.artifacts.confidence import format_interval
+from components.artifacts.metric_names import ACCURACY, RECALL
+from components.artifacts import ingestion
+from components.artifacts import pushed_model as pusher
 from pipeline.config import PipelineConfig
 from trainer import contract
 
@@ -209,10 +209,10 @@ def _read_push(artifact, summary: RunSummary) -> None:
 
 
 def _read_evaluation(uri: str, summary: RunSummary, model=None) -> None:
-    result = results.read_evaluation(uri)
+    result = evaluation.read_evaluation(uri)
     summary.accuracy = result.metrics.get(ACCURACY)
     summary.baseline_accuracy = result.baseline.get(ACCURACY)
-    labels = results.model_labels(model.uri) if model is not None else []
+    labels = model_contract.model_labels(model.uri) if model is not None else []
     if result.intervals is not None:
         summary.interval_level = result.intervals.level
         summary.accuracy_interval = list(result.intervals.accuracy or []) or None

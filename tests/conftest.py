@@ -61,7 +61,7 @@ def _write_e2e_data(root: Path) -> dict:
 def e2e(tmp_path_factory):
     """Runs the local pipeline twice on a small real dataset; yields both summaries."""
     from pipeline.config import load_config
-    from pipeline.local import run_local
+    from pipeline.runners.local import run_local
 
     home = tmp_path_factory.mktemp("e2e_home")
     data = home / "data"
@@ -96,8 +96,8 @@ def serving_tree(serving_dir: str) -> dict:
 
 def registry_state(config) -> dict:
     """Serving versions present / registered, and the champion's serving version."""
-    from components.registry_pusher import mlflow_registry
-    from pipeline import registry
+    from components.serving import mlflow_registry
+    from components.serving import versions as registry
 
     client = mlflow_registry.connect(config.registry_uri)
     champion = mlflow_registry.champion(client, config.registry_model_name)
@@ -114,7 +114,7 @@ def promotion(e2e):
     registry rollback`. Yields each run's config and summary and the state after each step."""
     from pipeline.cli import main as imgpipe
     from pipeline.config import load_config
-    from pipeline.local import run_local
+    from pipeline.runners.local import run_local
 
     base = E2E_OVERRIDES + (f"home={e2e['config'].home}", f"data.source={e2e['data']}")
     worse_config = load_config(overrides=base + WORSE_OVERRIDES)

@@ -14,8 +14,8 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.evaluator import baseline as properties
-from components.evaluator.results import model_labels
+from components.artifacts import baseline as properties
+from components.artifacts.model_contract import model_labels
 from components.evaluator.tfma_config import complete_eval_config
 
 

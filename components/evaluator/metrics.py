@@ -17,7 +17,7 @@ import numpy as np
 from tensorflow_model_analysis.metrics import (metric_types, metric_util,
                                                multi_class_confusion_matrix_metrics)
 
-from components.evaluator.names import ACCURACY, F1, PRECISION, RECALL, TOP_K_ACCURACY
+from components.artifacts.metric_names import ACCURACY, F1, PRECISION, RECALL, TOP_K_ACCURACY
 
 
 class ArgmaxClassMetric(metric_types.Metric):

@@ -21,16 +21,17 @@ thresholds dropped (logged); overall accuracy is still compared.
 """
 import copy
 import json
-from typing import Any, List, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from absl import logging
 
+from components.artifacts.evaluation import thresholds_of
+from components.artifacts.metric_names import (ACCURACY, AUC, CONFUSION_MATRIX, EXAMPLE_COUNT,
+                                               F1, PRECISION, RECALL, TOP_K_ACCURACY)
 from components.evaluator import metrics
 from components.evaluator.config import EvalConfig
 from components.evaluator.metrics import ArgmaxClassMetric, TopKAccuracy
-from components.evaluator.names import (ACCURACY, AUC, CONFUSION_MATRIX, EXAMPLE_COUNT, F1,
-                                        PRECISION, RECALL, TOP_K_ACCURACY)
 from trainer import contract, features
 
 AUC_THRESHOLDS = 1000  # one-vs-rest AUC resolution; TFMA's default 10000 costs 10x memory
@@ -65,11 +66,6 @@ def _native_metric(cls: type, threshold: Optional[tfma.MetricThreshold] = None,
     metric = _metric(cls.__name__, threshold, **config)
     metric.module = metrics.__name__  # how TFMA finds the class, wherever the Evaluator runs
     return metric
-
-
-def thresholds_of(metric: tfma.MetricConfig) -> List[tfma.MetricThreshold]:
-    found = [t.threshold for t in metric.per_slice_thresholds]
-    return found + ([metric.threshold] if metric.HasField("threshold") else [])
 
 
 def eval_config(ev: EvalConfig, top_k: int) -> tfma.EvalConfig:

@@ -27,6 +27,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.artifacts import ingestion
 from components.image_example_gen import image_checks as checks
 from components.image_example_gen import listing
 from components.image_example_gen import report as ingestion_report
@@ -151,8 +152,8 @@ class Executor(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         options = IngestionOptions.from_dict(parse_custom_config(exec_properties))
-        report_path = listing.join(examples.uri, ingestion_report.REPORT_FILE)
-        for stale in (report_path, listing.join(examples.uri, ingestion_report.REJECTED_CSV)):
+        report_path = listing.join(examples.uri, ingestion.REPORT_FILE)
+        for stale in (report_path, listing.join(examples.uri, ingestion.REJECTED_CSV)):
             if fileio.exists(stale):  # a retried run's leftovers must not pass for its own
                 fileio.remove(stale)
         super().Do(input_dict, output_dict, {**exec_properties, _REPORT_DIR_KEY: examples.uri})
@@ -163,8 +164,8 @@ class Executor(BaseExampleGenExecutor):
                      "%d normalised; report: %s", report["files_seen"], report["ingested"],
                      report["ingested_by_label"], rejected, report["counts_by_reason"],
                      len(report["normalised"]), report_path)
-        examples.set_int_custom_property(ingestion_report.INGESTED_COUNT, report["ingested"])
-        examples.set_int_custom_property(ingestion_report.REJECTED_COUNT, rejected)
-        examples.set_int_custom_property(ingestion_report.FILES_SEEN, report["files_seen"])
+        examples.set_int_custom_property(ingestion.INGESTED_COUNT, report["ingested"])
+        examples.set_int_custom_property(ingestion.REJECTED_COUNT, rejected)
+        examples.set_int_custom_property(ingestion.FILES_SEEN, report["files_seen"])
         ingestion_report.check_report(report, options.max_rejected_fraction, report_path,
                                       exec_properties[standard_component_specs.INPUT_BASE_KEY])

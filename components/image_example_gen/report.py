@@ -16,16 +16,11 @@ from typing import Any, Dict, Iterable
 import apache_beam as beam
 from tfx.dsl.io import fileio
 
+from components.artifacts.ingestion import REJECTED_CSV, REPORT_FILE
 from components.image_example_gen import image_checks as checks
 from components.image_example_gen.image_checks import Outcome
 from components.image_example_gen.listing import join
 
-REPORT_FILE = "ingestion_report.json"
-REJECTED_CSV = "rejected.csv"
-# The Examples artifact's int custom properties: the report's counts.
-FILES_SEEN = "files_seen"
-INGESTED_COUNT = "ingested_count"
-REJECTED_COUNT = "rejected_count"
 
 
 class ReportCombineFn(beam.CombineFn):

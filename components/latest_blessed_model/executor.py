@@ -12,7 +12,7 @@ on an object store the Pusher writes that file last, so such a version is still 
 pushed (or was abandoned).
 
 Output `baseline_model` (Model): its custom properties are the ones the Evaluator reads
-(components/evaluator/baseline.py). Unless the version is the candidate itself, its
+(components/artifacts/baseline.py). Unless the version is the candidate itself, its
 SavedModel is copied to <uri>/Format-Serving, the layout of a Trainer's Model: the
 evaluation stays reproducible if the version is later deleted.
 """
@@ -27,8 +27,8 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.evaluator import baseline as properties
-from components.registry_pusher import serving_config, serving_root
+from components.artifacts import baseline as properties
+from components.serving import serving_config, serving_root
 
 MODEL_KEY = "model"  # the candidate
 BASELINE_MODEL_KEY = "baseline_model"

@@ -4,7 +4,7 @@
 2. A model already published (a version's card names the same model artifact URI, e.g. a
    re-run whose Trainer was cached) is not pushed again and the registry is not touched:
    a scheduled re-run must not undo a human's rollback.
-3. Otherwise the SavedModel is published with labels.txt and its model card (card.py)
+3. Otherwise the SavedModel is published with labels.txt and its model card (model_card.py)
    as the next version of the serving root (serving_root.py), complete or not at all
    (publish.py).
 4. <serving_root>/models.config labels it `stable` for TF Serving, the previous stable
@@ -27,10 +27,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.evaluator.results import read_labels
-from components.registry_pusher import (mlflow_registry, publish, serving_config, serving_root,
-                                        tf_serving)
-from components.registry_pusher.card import Lineage, build_card
+from components.artifacts.model_contract import read_labels
+from components.artifacts.pushed_model import (PUSH_STATUS, PUSHED, PUSHED_DESTINATION,
+                                               PUSHED_VERSION, REGISTRY_ERROR, REGISTRY_STATUS,
+                                               REGISTRY_VERSION)
+from components.serving import (mlflow_registry, publish, serving_config, serving_root,
+                                tf_serving)
+from components.serving.model_card import Lineage, build_card
 from trainer import features
 
 # Input / output / parameter keys of RegistryPusherSpec.
@@ -46,15 +49,6 @@ CONFIG_JSON_KEY = "config_json"
 CONFIG_HASH_KEY = "config_hash"
 TF_SERVING_URL_KEY = "tf_serving_url"  # "": no running server to wait for
 TF_SERVING_TIMEOUT_KEY = "tf_serving_timeout_s"
-
-# PushedModel custom properties (the first three as TFX's own Pusher sets them).
-PUSHED = "pushed"
-PUSHED_DESTINATION = "pushed_destination"
-PUSHED_VERSION = "pushed_version"
-PUSH_STATUS = "push_status"  # pushed | already_pushed | not_blessed
-REGISTRY_STATUS = "registry_status"  # registered | failed | disabled | unchanged
-REGISTRY_VERSION = "registry_version"
-REGISTRY_ERROR = "registry_error"
 
 
 def _optional(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional[types.Artifact]:

@@ -11,7 +11,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.proto.orchestration import pipeline_pb2
 from tfx.types import standard_artifacts
 
-from components.evaluator import baseline as properties
+from components.artifacts import baseline as properties
 from components.registry_pusher import executor
 
 LABELS = ["cat", "dog", "bird"]

@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Set, Tuple
 
-from components.registry_pusher import serving_config
+from components.serving import serving_config
 
 
 class TFServingStandin:

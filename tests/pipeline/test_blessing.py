@@ -5,7 +5,7 @@ moves champion back without touching the version folders. Shares `e2e` and `prom
 import json
 import os
 
-from components.registry_pusher import serving_root
+from components.serving import serving_root
 
 
 def _card(summary) -> dict:

@@ -81,14 +81,15 @@ def _first(root: str, component: str, output: str) -> str:
 def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
     """Accuracy and top-k accuracy as TFMA reports them equal what the pushed model
     predicts for the eval split's serialized examples, scored here with NumPy."""
-    from components.evaluator import metrics, results
-    from components.evaluator.names import ACCURACY, EXAMPLE_COUNT, RECALL, TOP_K_ACCURACY
+    from components.artifacts import evaluation, model_contract
+    from components.evaluator import metrics
+    from components.artifacts.metric_names import ACCURACY, EXAMPLE_COUNT, RECALL, TOP_K_ACCURACY
     from trainer import features
 
     config, first = e2e["config"], e2e["first"]
     root = config.pipeline_root
     model = tf.saved_model.load(first.pushed_to)
-    labels = results.read_labels(first.pushed_to)
+    labels = model_contract.read_labels(first.pushed_to)
     files = tf.io.gfile.glob(os.path.join(_first(root, "ImageExampleGen", "examples"),
                                           "Split-eval", "*"))
     scores, truth = [], []
@@ -102,7 +103,7 @@ def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
     ranks = np.array([metrics.label_rank(t, s) for t, s in zip(truth, scores)])
     k = min(config.train.top_k, len(labels))
 
-    reported = results.read_evaluation(_first(root, "Evaluator", "evaluation"))
+    reported = evaluation.read_evaluation(_first(root, "Evaluator", "evaluation"))
     assert reported.metrics[EXAMPLE_COUNT] == len(truth)
     assert reported.metrics[ACCURACY] == pytest.approx(
         np.mean(np.argmax(scores, axis=1) == truth))
@@ -117,11 +118,11 @@ def test_reported_metrics_are_the_pushed_models_own_on_the_eval_split(e2e):
 def test_accuracy_and_recall_carry_bootstrap_intervals_everywhere(e2e):
     """The summary, the model card and the MLflow run all state the same 95% intervals,
     computed from the Evaluator's own confusion matrix, around the reported values."""
-    from components.evaluator import confidence, results
-    from components.registry_pusher import mlflow_registry, serving_root
+    from components.artifacts import confidence, evaluation, model_contract
+    from components.serving import mlflow_registry, serving_root
 
     config, first = e2e["config"], e2e["first"]
-    reported = results.read_evaluation(_first(config.pipeline_root, "Evaluator", "evaluation"))
+    reported = evaluation.read_evaluation(_first(config.pipeline_root, "Evaluator", "evaluation"))
     intervals = confidence.bootstrap_intervals(reported.confusion)
     assert reported.intervals == intervals
     low, high = intervals.accuracy
@@ -129,7 +130,7 @@ def test_accuracy_and_recall_carry_bootstrap_intervals_everywhere(e2e):
     assert first.accuracy_interval == [low, high]
     line = next(x for x in first.lines() if x.startswith("eval accuracy"))
     assert f"95% CI {low:.3f}-{high:.3f}" in line
-    assert [name for name, _, _ in first.class_recall] == results.read_labels(first.pushed_to)
+    assert [name for name, _, _ in first.class_recall] == model_contract.read_labels(first.pushed_to)
     assert any(x.startswith("recall by class (95% CI)") for x in first.lines())
 
     with open(os.path.join(first.pushed_to, serving_root.CARD_FILE)) as f:
