@@ -32,7 +32,7 @@ def _resources(cpu: float, memory_gb: float) -> Any:
 
 @dataclass
 class ComponentResources:
-    """Per component (snake_case of its id)."""
+    """Per component (component_ids.RESOURCE_FIELDS names each one's field)."""
     image_example_gen: ResourceConfig = _resources(2, 4)
     statistics_gen: ResourceConfig = _resources(2, 4)
     schema_gen: ResourceConfig = _resources(0.5, 2)

@@ -24,13 +24,10 @@ from components.evaluator.tfma_config import eval_config
 from components.image_example_gen.component import ImageExampleGen
 from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
+from pipeline import component_ids as ids
+from pipeline.component_ids import NEVER_CACHED
 from pipeline.config import PipelineConfig
 from trainer import features
-
-BASELINE_ID = "LatestBlessedModel"
-# Nodes whose answer depends on the world, not on their inputs: never taken from the cache
-# (TFX sets caching per pipeline; the runners apply this per node).
-NEVER_CACHED = (BASELINE_ID,)
 
 
 def source_fingerprint(package: Any) -> str:
@@ -114,34 +111,37 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
     """
     params = _parameters(config, data_root, runtime_parameters)
     example_gen = ImageExampleGen(input_base=params["data_root"], data=config.data,
-                                  manifest=manifest)
+                                  manifest=manifest).with_id(ids.EXAMPLE_GEN)
     statistics_gen = StatisticsGen(
-        examples=example_gen.outputs["examples"], stats_options=stats_options())
+        examples=example_gen.outputs["examples"], stats_options=stats_options(),
+    ).with_id(ids.STATISTICS_GEN)
     schema_gen = SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
+    ).with_id(ids.SCHEMA_GEN)
     example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+    ).with_id(ids.EXAMPLE_VALIDATOR)
 
     code_version = {"code_version": source_fingerprint(trainer)}
     transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
-        custom_config=code_version, disable_statistics=True)
+        custom_config=code_version, disable_statistics=True).with_id(ids.TRANSFORM)
     trainer_component = Trainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        custom_config=params["train_config"])
+        custom_config=params["train_config"]).with_id(ids.TRAINER)
 
     serving_dir = _absolute(config.serving_dir)
     baseline = LatestBlessedModel(
-        model=trainer_component.outputs["model"], serving_dir=serving_dir).with_id(BASELINE_ID)
+        model=trainer_component.outputs["model"], serving_dir=serving_dir).with_id(ids.BASELINE)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer_component.outputs["model"],
         baseline_model=baseline.outputs["baseline_model"],
-        eval_config=params["eval_config"])
+        eval_config=params["eval_config"]).with_id(ids.EVALUATOR)
     pusher = RegistryPusher(
         model=trainer_component.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -152,7 +152,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         config=config.to_dict(), config_hash=config.fingerprint(),
         tf_serving_url=config.registry.tf_serving_url,
         tf_serving_timeout_s=config.registry.tf_serving_timeout_s,
-    ).with_id("Pusher")
+    ).with_id(ids.PUSHER)
 
     components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
                              transform, trainer_component, baseline, evaluator, pusher]

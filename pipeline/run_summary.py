@@ -11,6 +11,7 @@ from tfx.orchestration import metadata
 from components.artifacts import baseline, evaluation, model_contract
 from components.artifacts.confidence import format_interval
 from components.artifacts.metric_names import ACCURACY, RECALL
+from pipeline import component_ids as ids
 from components.artifacts import ingestion
 from components.artifacts import pushed_model as pusher
 from pipeline.config import PipelineConfig
@@ -116,7 +117,7 @@ def find_run(store: Any, pipeline_name: str,
 
 def run_artifacts(store: Any, run: metadata_store_pb2.Context
                   ) -> Dict[Tuple[str, str], metadata_store_pb2.Artifact]:
-    """The run's outputs by (component id, output key), e.g. ("Trainer", "model").
+    """The run's outputs by (component id, output key), e.g. (ids.TRAINER, "model").
 
     Cached executions count: their outputs are the artifacts they reused."""
     executions = store.get_executions_by_context(run.id)
@@ -148,7 +149,7 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
             summary.executions[nodes[execution.id]] = metadata_store_pb2.Execution.State.Name(
                 execution.last_known_state)
         artifacts = run_artifacts(store, run)
-        model = artifacts.get(("Trainer", "model"))
+        model = artifacts.get((ids.TRAINER, "model"))
         for artifact in artifacts.values():
             _read_artifact(artifact, summary, model)
         return summary

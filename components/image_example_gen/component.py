@@ -22,7 +22,6 @@ from components.image_example_gen.config import DataConfig
 from components.image_example_gen.image_checks import IngestionOptions
 from trainer import features
 
-COMPONENT_ID = "ImageExampleGen"
 FOLDER_PATTERN = "*/*"  # root/<label>/<entry>: what TFX's driver fingerprints
 _GLOB_CHARS = frozenset("*?[]{}")
 
@@ -83,4 +82,4 @@ def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-
         output_config=output_config,
         custom_config=_custom_config(ingestion_options(config, manifest)),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
-    ).with_id(COMPONENT_ID)
+    )

@@ -27,6 +27,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components.artifacts.examples import split_files
 from components.artifacts.model_contract import read_labels
 from components.artifacts.pushed_model import (PUSH_STATUS, PUSHED, PUSHED_DESTINATION,
                                                PUSHED_VERSION, REGISTRY_ERROR, REGISTRY_STATUS,
@@ -58,15 +59,11 @@ def _optional(input_dict: Dict[str, List[types.Artifact]], key: str) -> Optional
 
 def _first_image(examples: Optional[types.Artifact]) -> Optional[bytes]:
     """The encoded image of the first eval example, None without eval examples."""
-    if examples is None or \
-            features.EVAL_SPLIT not in artifact_utils.decode_split_names(examples.split_names):
+    files = split_files(examples, features.EVAL_SPLIT) if examples is not None else []
+    if not files:
         return None
     import tensorflow as tf
 
-    pattern = os.path.join(artifact_utils.get_split_uri([examples], features.EVAL_SPLIT), "*")
-    files = tf.io.gfile.glob(pattern)
-    if not files:
-        return None
     for record in tf.data.TFRecordDataset(files[:1], compression_type="GZIP").take(1):
         example = tf.train.Example.FromString(record.numpy())
         return example.features.feature[features.IMAGE_KEY].bytes_list.value[0]

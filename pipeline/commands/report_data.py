@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components.artifacts import baseline
 from components.serving import serving_root
+from pipeline import component_ids as ids
 from trainer import contract, features
 
 GALLERY_LIMIT = 48  # misclassified thumbnails shown
@@ -54,23 +55,25 @@ def _read_json(path: str) -> Any:
 def gather(config: Any, run_id: Optional[str] = None) -> RunData:
     """Everything the report shows for one run, found through MLMD."""
     # TensorFlow, TFX and TFMA take seconds to import: only when a report is built.
-    import tensorflow as tf
     from tfx.utils import path_utils
 
     from components.artifacts import evaluation, model_contract
+    from components.artifacts import examples as examples_artifact
     from pipeline import run_summary
 
     with run_summary.open_store(config) as m:
         run = run_summary.find_run(m.store, config.name, run_id)
         artifacts = run_summary.run_artifacts(m.store, run)
-    missing = [k for k in (("Trainer", "model"), ("Evaluator", "evaluation")) if k not in artifacts]
+    missing = [k for k in ((ids.TRAINER, "model"), (ids.EVALUATOR, "evaluation"))
+               if k not in artifacts]
     if missing:
         raise RuntimeError(f"run {run.name} has no {', '.join('.'.join(k) for k in missing)} "
                            "output (did it fail before evaluating?)")
-    model, evaluated = artifacts[("Trainer", "model")], artifacts[("Evaluator", "evaluation")]
-    model_run = artifacts.get(("Trainer", "model_run"))
-    examples = artifacts.get(("ImageExampleGen", "examples"))
-    pushed = artifacts.get(("Pusher", "pushed_model"))
+    model = artifacts[(ids.TRAINER, "model")]
+    evaluated = artifacts[(ids.EVALUATOR, "evaluation")]
+    model_run = artifacts.get((ids.TRAINER, "model_run"))
+    examples = artifacts.get((ids.EXAMPLE_GEN, "examples"))
+    pushed = artifacts.get((ids.PUSHER, "pushed_model"))
     card = (_read_json(os.path.join(pushed.uri, serving_root.CARD_FILE)) if pushed else None) or {}
     return RunData(
         run_id=run.name,
@@ -80,15 +83,15 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
         history=(_read_json(os.path.join(model_run.uri, contract.HISTORY_FILE))
                  if model_run else None) or [],
         model_dir=path_utils.serving_model_path(model.uri),
-        eval_files=sorted(tf.io.gfile.glob(os.path.join(examples.uri, "Split-eval", "*")))
-        if examples else [],
+        eval_files=(examples_artifact.split_files(examples_artifact.from_mlmd(examples),
+                                                  features.EVAL_SPLIT) if examples else []),
         card=card,
         lineage={"pipeline": config.name, "run": run.name, "model_id": model.id,
                  "model_uri": model.uri, "evaluation_id": evaluated.id,
                  "examples_id": examples.id if examples else None,
                  "pushed_model_id": pushed.id if pushed else None,
                  "config_hash": card.get("config_hash") or config.fingerprint()},
-        baseline_version=_baseline_version(artifacts.get(("Evaluator", "blessing"))))
+        baseline_version=_baseline_version(artifacts.get((ids.EVALUATOR, "blessing"))))
 
 
 def _baseline_version(blessing: Any) -> Optional[int]:

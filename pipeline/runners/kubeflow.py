@@ -16,9 +16,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import yaml
 
 from components.image_example_gen.config import DEMO_DATA, split_source
+from pipeline.component_ids import NEVER_CACHED, RESOURCE_FIELDS
 from pipeline.config import PipelineConfig
 from pipeline.kubeflow_config import ResourceConfig
-from trainer.config_fields import ConfigError, check
+from trainer.config_fields import check
 
 FORMATS = ("yaml", "json")
 # The pipeline roots the KFP v2 backend accepts (objectstore.ParseBucketConfig).
@@ -89,8 +90,6 @@ def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, 
     """What TFX's compiler leaves out: the pipeline root, the runtime parameters' defaults
     (so a run may omit them), every container's resources (TFX drops them for
     FileBasedExampleGen) and caching per task (TFX sets it for the whole pipeline)."""
-    from pipeline.pipeline import NEVER_CACHED  # TFX: heavy
-
     spec["defaultPipelineRoot"] = config.kubeflow.pipeline_root
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     for name, value in defaults.items():
@@ -107,11 +106,7 @@ def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, 
 
 
 def component_resources(config: PipelineConfig, component_id: str) -> ResourceConfig:
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", component_id).lower()
-    if not hasattr(config.kubeflow.resources, snake):
-        raise ConfigError(f"config field 'kubeflow.resources.{snake}' is missing: component "
-                          f"{component_id} needs its resources")
-    return getattr(config.kubeflow.resources, snake)
+    return getattr(config.kubeflow.resources, RESOURCE_FIELDS[component_id])
 
 
 def resource_spec(resources: ResourceConfig) -> Dict[str, Any]:

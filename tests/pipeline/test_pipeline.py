@@ -66,3 +66,16 @@ def test_executors_are_compiled_by_import_path(tmp_path):
         path = _executor_class_path(ir, node)
         assert path == f"{cls.__module__}.{cls.__name__}", node
         assert import_utils.import_class_by_path(path) is cls, node
+
+
+def test_every_component_has_its_kubeflow_resources_section():
+    """component_ids.RESOURCE_FIELDS maps each DAG node onto a kubeflow.resources field,
+    one field per node and no field without a node."""
+    import dataclasses
+
+    from pipeline.component_ids import RESOURCE_FIELDS
+    from pipeline.kubeflow_config import ComponentResources
+
+    assert list(RESOURCE_FIELDS) == COMPONENTS
+    assert sorted(RESOURCE_FIELDS.values()) == \
+        sorted(f.name for f in dataclasses.fields(ComponentResources))

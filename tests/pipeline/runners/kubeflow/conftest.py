@@ -10,17 +10,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kfp_standin_server import StandInKfp  # noqa: E402
 
-IMAGE = "registry.example.com/ml/imgpipe:1.2.3"
-CLUSTER = ("data.source=gs://imgpipe-data/flowers", "kubeflow.pipeline_root=gs://imgpipe/root",
-           "kubeflow.serving_root=gs://imgpipe/serving", f"kubeflow.image={IMAGE}",
-           "registry.tracking_uri=http://mlflow.mlflow:5000")
-
-
-def sets(*overrides: str) -> list:
-    """`--set` flags for the CLI."""
-    return [flag for o in overrides for flag in ("--set", o)]
-
-
 @pytest.fixture
 def standin():
     server = StandInKfp().serve()

@@ -9,7 +9,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from conftest import CLUSTER, IMAGE, sets
+from cluster_settings import CLUSTER, IMAGE, sets
 from pipeline.runners import kubeflow
 from pipeline.cli import main
 from pipeline.config import load_config

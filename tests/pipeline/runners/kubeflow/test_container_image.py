@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import CLUSTER
+from cluster_settings import CLUSTER
 from pipeline.runners import kubeflow
 from pipeline.config import load_config
 

@@ -12,7 +12,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from conftest import CLUSTER, sets
+from cluster_settings import CLUSTER, sets
 from kfp_standin_server import StandInKfp
 from pipeline.cli import main
 from pipeline.runners.kfp_client import KfpError, kfp_cron

@@ -1,0 +1,30 @@
+"""The pipeline's component ids, spelled once: the DAG names its nodes with them, the run
+summary and the report find a run's outputs by them, and each has its section of
+`kubeflow.resources` (RESOURCE_FIELDS). Light to import: no TFX."""
+
+EXAMPLE_GEN = "ImageExampleGen"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "SchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+BASELINE = "LatestBlessedModel"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+
+# Nodes whose answer depends on the world, not on their inputs: never taken from the cache
+# (TFX sets caching per pipeline; the runners apply this per node).
+NEVER_CACHED = (BASELINE,)
+
+# component id -> its field of kubeflow.resources (kubeflow_config.ComponentResources)
+RESOURCE_FIELDS = {
+    EXAMPLE_GEN: "image_example_gen",
+    STATISTICS_GEN: "statistics_gen",
+    SCHEMA_GEN: "schema_gen",
+    EXAMPLE_VALIDATOR: "example_validator",
+    TRANSFORM: "transform",
+    TRAINER: "trainer",
+    BASELINE: "latest_blessed_model",
+    EVALUATOR: "evaluator",
+    PUSHER: "pusher",
+}
