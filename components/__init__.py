@@ -1,6 +1,2 @@
-"""The TFX components imgpipe adds."""
-import os
-
-# TFT and TFMA use tf_keras through tf.keras; our model code imports Keras 3 as `keras`
-# and never touches tf.keras. Set before TensorFlow is imported so both stay deterministic.
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+"""The TFX components imgpipe adds, and the libraries they share (serving, artifacts)."""
+import trainer  # noqa: F401  the Keras mode (trainer/__init__.py), before TensorFlow loads

@@ -1,14 +1,13 @@
 """The `imgpipe` command: its arguments, and what each subcommand prints.
 
-The work is done by plain functions elsewhere (local, kubeflow, registry, report,
-predict); this module parses the arguments, loads the config and turns known failures
+The work is done by plain functions elsewhere (runners/, commands/, the serving
+library); this module parses the arguments, loads the config and turns known failures
 into a message and an exit code. Nothing imports it but the entry point.
 """
 import os
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before anything imports TensorFlow
-# TensorFlow's C++ start-up chatter (CUDA plugin registration on a CPU machine) is noise
+# The Keras mode is set by the package (trainer/__init__.py, imported first). TensorFlow's C++ start-up chatter (CUDA plugin registration on a CPU machine) is noise
 # for a user; `--verbose` runs keep whatever the environment says.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -36,6 +35,13 @@ from pipeline.runners import kubeflow  # noqa: E402
 from trainer.config_fields import ConfigError  # noqa: E402
 
 Command = Callable[[argparse.Namespace], int]
+
+
+def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
+    """Every error the CLI reports, one way: `imgpipe <command>: <message>` on stderr, and
+    the exit code (1; 2 for a wrong config)."""
+    print(f"imgpipe {args.command}: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 # -- the config every command reads ---------------------------------------------------------
@@ -105,8 +111,7 @@ def _reports_kfp_errors(command: Command) -> Command:
         try:
             return command(args)
         except KfpError as e:
-            print(f"imgpipe: {e}", file=sys.stderr)
-            return 1
+            return _fail(args, str(e))
     return run
 
 
@@ -202,12 +207,10 @@ def _registry_errors(command: Command) -> Command:
         try:
             return command(args)
         except (versions.RegistryError, tf_serving.ServingError) as e:
-            print(f"imgpipe registry: {e}")
-            return 1
+            return _fail(args, str(e))
         except Exception as e:  # unreachable server, unusable database file...
             if isinstance(e, OSError) or type(e).__module__.startswith("mlflow"):
-                print(f"imgpipe registry: the MLflow registry failed: {type(e).__name__}: {e}")
-                return 1
+                return _fail(args, f"the MLflow registry failed: {type(e).__name__}: {e}")
             raise
     return run
 
@@ -300,8 +303,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         path = report.build_report(config, args.run, args.out)
     except RuntimeError as e:
-        print(f"imgpipe report: {e}")
-        return 1
+        return _fail(args, str(e))
     print(f"report written to {path}")
     return 0
 
@@ -311,14 +313,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         model_dir = predict.resolve_model(config, args.model)
     except LookupError as e:
-        print(f"imgpipe predict: {e}")
-        return 1
+        return _fail(args, str(e))
     print(f"model: {model_dir}")
     failed = 0
     for p in predict.predict(model_dir, args.images, args.top_k):
         if p.error:
             failed += 1
-            print(f"{p.image}: cannot predict: {p.error}")
+            _fail(args, f"{p.image}: cannot predict: {p.error}")
             continue
         print(p.image)
         for rank, (name, score) in enumerate(p.top, 1):
@@ -366,8 +367,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.func(args)
     except ConfigError as e:
-        print(f"imgpipe: {e}", file=sys.stderr)
-        return 2
+        return _fail(args, str(e), code=2)
     finally:
         # Everything is written: the interpreter's final collection over TensorFlow's and
         # Beam's object graphs would only delay the exit (by ~2.7 s after a run).

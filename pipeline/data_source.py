@@ -8,6 +8,7 @@ from PIL import Image
 from components.image_example_gen.config import DEMO_DATA, split_source
 from pipeline.config import PipelineConfig
 from trainer.config_fields import ConfigError
+from trainer.files import written_then_renamed
 
 
 def write_demo_digits(out_dir: str, classes: Optional[Sequence[int]] = None) -> str:
@@ -29,9 +30,8 @@ def write_demo_digits(out_dir: str, classes: Optional[Sequence[int]] = None) -> 
         os.makedirs(class_dir, exist_ok=True)
         # Values are 0..16 ink levels; scale to 8-bit with white ink on black.
         image = np.round(pixels * (255.0 / 16.0)).astype(np.uint8)
-        tmp = path + ".tmp"
-        Image.fromarray(image, mode="L").save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with written_then_renamed(path) as tmp:
+            Image.fromarray(image, mode="L").save(tmp, format="PNG")
     return out_dir
 
 

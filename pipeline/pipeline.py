@@ -28,6 +28,7 @@ from pipeline import component_ids as ids
 from pipeline.component_ids import NEVER_CACHED
 from pipeline.config import PipelineConfig
 from trainer import features
+from trainer.files import is_remote
 
 
 def source_fingerprint(package: Any) -> str:
@@ -97,7 +98,7 @@ def beam_pipeline_args(config: PipelineConfig) -> List[str]:
 
 def _absolute(path: str) -> str:
     """Local paths made absolute (components may run elsewhere than the cwd); URIs kept."""
-    return path if "://" in path else os.path.abspath(path)
+    return path if is_remote(path) else os.path.abspath(path)
 
 
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,

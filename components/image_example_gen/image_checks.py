@@ -55,6 +55,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tfx.dsl.io import fileio
 
 from trainer import image_ops
+from trainer.files import is_remote
 
 # Reason codes of rejected files.
 REASON_ZERO_BYTES = "zero_bytes"
@@ -200,7 +201,7 @@ def check_extension(name: str, options: IngestionOptions) -> None:
 
 
 def read_bytes(path: str) -> bytes:
-    if "://" in path:
+    if is_remote(path):
         with fileio.open(path, "rb") as f:
             return f.read()
     with open(path, "rb") as f:

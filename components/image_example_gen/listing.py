@@ -34,6 +34,7 @@ from tfx.dsl.io import fileio
 
 from components.image_example_gen import image_checks as checks
 from components.image_example_gen.image_checks import Candidate, Outcome
+from trainer.files import is_remote
 
 LAYOUT_FOLDER = "folder"
 LAYOUT_MANIFEST = "manifest"
@@ -50,10 +51,6 @@ def list_inputs(input_base: str, pattern: str, layout: str) -> List[Listed]:
         return list(list_manifest(join(input_base, pattern)))
     raise ValueError(f"custom_config layout must be '{LAYOUT_FOLDER}' or "
                      f"'{LAYOUT_MANIFEST}', got {layout!r}")
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path
 
 
 def join(base: str, relative: str) -> str:

@@ -20,6 +20,7 @@ from components.artifacts.ingestion import REJECTED_CSV, REPORT_FILE
 from components.image_example_gen import image_checks as checks
 from components.image_example_gen.image_checks import Outcome
 from components.image_example_gen.listing import join
+from trainer.files import replace_text
 
 
 
@@ -64,13 +65,6 @@ class ReportCombineFn(beam.CombineFn):
         }
 
 
-def _write_atomically(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with fileio.open(tmp, "w") as f:
-        f.write(text)
-    fileio.rename(tmp, path, overwrite=True)
-
-
 def write_report(report: Dict[str, Any], directory: str) -> None:
     """ingestion_report.json and rejected.csv (file,reason,detail) into `directory`."""
     fileio.makedirs(directory)  # this branch may run before the split writers create it
@@ -78,8 +72,8 @@ def write_report(report: Dict[str, Any], directory: str) -> None:
     writer = csv.writer(rows, lineterminator="\n")
     writer.writerow(["file", "reason", "detail"])
     writer.writerows([r["file"], r["reason"], r["detail"]] for r in report["rejected"])
-    _write_atomically(join(directory, REJECTED_CSV), rows.getvalue())
-    _write_atomically(join(directory, REPORT_FILE), json.dumps(report, indent=2) + "\n")
+    replace_text(join(directory, REJECTED_CSV), rows.getvalue())
+    replace_text(join(directory, REPORT_FILE), json.dumps(report, indent=2) + "\n")
 
 
 def read_report(directory: str) -> Dict[str, Any]:

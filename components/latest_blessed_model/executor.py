@@ -29,18 +29,19 @@ from tfx.utils import io_utils, path_utils
 
 from components.artifacts import baseline as properties
 from components.serving import serving_config, serving_root
+from components.serving.model_card import ModelCard
 
 MODEL_KEY = "model"  # the candidate
 BASELINE_MODEL_KEY = "baseline_model"
 SERVING_DIR_KEY = "serving_dir"
 
 
-def _card(version_dir: str) -> Dict[str, Any]:
+def _card(version_dir: str) -> ModelCard:
     try:
         return serving_root.read_card(version_dir)
-    except (OSError, ValueError) as e:  # a version pushed by something else
+    except (OSError, ValueError, TypeError) as e:  # a version pushed by something else
         logging.warning("no readable model card in %s (%s)", version_dir, e)
-        return {}
+        return ModelCard()
 
 
 class Executor(base_executor.BaseExecutor):
@@ -60,7 +61,7 @@ class Executor(base_executor.BaseExecutor):
             baseline.set_int_custom_property(properties.FOUND, 0)
             return
         version, path = newest
-        source = _card(path).get("lineage", {}).get("model_uri", "")
+        source = _card(path).lineage.model_uri
         same = source == candidate.uri
         baseline.set_int_custom_property(properties.FOUND, 1)
         baseline.set_int_custom_property(properties.SERVING_VERSION, version)

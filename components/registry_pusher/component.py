@@ -21,6 +21,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.registry_pusher import executor
+from components.serving import tf_serving
 
 
 class RegistryPusherSpec(types.ComponentSpec):
@@ -57,7 +58,8 @@ class RegistryPusher(base_component.BaseComponent):
                  model_evaluation: Optional[types.BaseChannel] = None,
                  examples: Optional[types.BaseChannel] = None,
                  config: Optional[Dict[str, Any]] = None, config_hash: str = "",
-                 tf_serving_url: str = "", tf_serving_timeout_s: int = 600):
+                 tf_serving_url: str = "",
+                 tf_serving_timeout_s: int = tf_serving.LOAD_TIMEOUT_S):
         """Args:
           serving_dir: <serving_root>/<model_name>; versions are created inside it.
           model_name: the registered model's name in MLflow.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.serving.tf_serving import LOAD_TIMEOUT_S
 from trainer.config_fields import check
 
 
@@ -21,7 +22,7 @@ class RegistryConfig:
     # (tf_serving.py); "": models.config is written in one step, for a server (re)started
     # on it.
     tf_serving_url: str = ""
-    tf_serving_timeout_s: int = 600  # for the server to load a version, then move the label
+    tf_serving_timeout_s: int = LOAD_TIMEOUT_S  # to load a version, then move the label
 
     def validate(self) -> None:
         check("/" not in self.model_name, "registry.model_name", "a name without '/'")

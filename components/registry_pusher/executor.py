@@ -4,7 +4,7 @@
 2. A model already published (a version's card names the same model artifact URI, e.g. a
    re-run whose Trainer was cached) is not pushed again and the registry is not touched:
    a scheduled re-run must not undo a human's rollback.
-3. Otherwise the SavedModel is published with labels.txt and its model card (model_card.py)
+3. Otherwise the SavedModel is published with labels.txt and its model card (card_builder.py)
    as the next version of the serving root (serving_root.py), complete or not at all
    (publish.py).
 4. <serving_root>/models.config labels it `stable` for TF Serving, the previous stable
@@ -34,8 +34,10 @@ from components.artifacts.pushed_model import (PUSH_STATUS, PUSHED, PUSHED_DESTI
                                                REGISTRY_VERSION)
 from components.serving import (mlflow_registry, publish, serving_config, serving_root,
                                 tf_serving)
-from components.serving.model_card import Lineage, build_card
+from components.registry_pusher.card_builder import PusherRun, build_card
+from components.serving.model_card import ModelCard
 from trainer import features
+from trainer.files import is_remote
 
 # Input / output / parameter keys of RegistryPusherSpec.
 MODEL_KEY = "model"
@@ -100,48 +102,48 @@ class Executor(base_executor.BaseExecutor):
             model, blessing, _optional(input_dict, MODEL_EVALUATION_KEY),
             _optional(input_dict, EXAMPLES_KEY), labels, exec_properties[MODEL_NAME_KEY],
             json.loads(exec_properties.get(CONFIG_JSON_KEY) or "{}"),
-            exec_properties.get(CONFIG_HASH_KEY, ""), self._lineage())
-        publish_version = publish.publish_remote if publish.is_remote(serving_dir) \
+            exec_properties.get(CONFIG_HASH_KEY, ""), self._run())
+        publish_version = publish.publish_remote if is_remote(serving_dir) \
             else publish.publish_local
         previous = serving_config.stable_version(serving_dir)
         if previous is None:  # no config yet: the newest version before this push
             previous = next((v for v, _ in serving_root.serving_versions(serving_dir)), None)
         card = publish_version(model_dir, serving_dir, card, labels)
-        logging.info("model pushed to %s", card["serving_path"])
+        logging.info("model pushed to %s", card.serving_path)
         try:
             path = tf_serving.move_champion(
-                serving_dir, card["version"], [previous],
+                serving_dir, card.version, [previous],
                 exec_properties.get(TF_SERVING_URL_KEY) or "",
-                exec_properties.get(TF_SERVING_TIMEOUT_KEY) or 600)
+                exec_properties.get(TF_SERVING_TIMEOUT_KEY) or tf_serving.LOAD_TIMEOUT_S)
         except tf_serving.ServingError as e:
-            publish.withdraw(card["serving_path"])
+            publish.withdraw(card.serving_path)
             raise tf_serving.ServingError(
-                f"{e}. Version {card['version']} was withdrawn ({card['serving_path']} "
+                f"{e}. Version {card.version} was withdrawn ({card.serving_path} "
                 f"removed); models.config, the server and the registry are unchanged") from e
         self._mark(pushed, card, "pushed")
-        logging.info("%s: stable = version %d", path, card["version"])
+        logging.info("%s: stable = version %d", path, card.version)
         self._register(pushed, card, exec_properties,
                        _first_image(_optional(input_dict, EXAMPLES_KEY)))
 
-    def _lineage(self) -> Lineage:
+    def _run(self) -> PusherRun:
         context = self._context
         if context is None:
-            return "", None, None
+            return PusherRun()
         name = context.pipeline_info.id if context.pipeline_info is not None else ""
         # Launchers pass the MLMD execution id as the context's unique id (no public getter).
-        return name, context.pipeline_run_id, getattr(context, "_unique_id", None)
+        return PusherRun(name, context.pipeline_run_id, getattr(context, "_unique_id", None))
 
     @staticmethod
-    def _mark(pushed: types.Artifact, card: Dict[str, Any], status: str) -> None:
+    def _mark(pushed: types.Artifact, card: ModelCard, status: str) -> None:
         pushed.set_int_custom_property(PUSHED, 1)
-        pushed.set_string_custom_property(PUSHED_DESTINATION, card["serving_path"])
-        pushed.set_string_custom_property(PUSHED_VERSION, str(card["version"]))
+        pushed.set_string_custom_property(PUSHED_DESTINATION, card.serving_path)
+        pushed.set_string_custom_property(PUSHED_VERSION, str(card.version))
         pushed.set_string_custom_property(PUSH_STATUS, status)
         io_utils.write_string_file(os.path.join(pushed.uri, serving_root.CARD_FILE),
-                                   json.dumps(card, indent=1))
+                                   card.to_json())
 
     @staticmethod
-    def _register(pushed: types.Artifact, card: Dict[str, Any],
+    def _register(pushed: types.Artifact, card: ModelCard,
                   exec_properties: Dict[str, Any], example_image: Optional[bytes]) -> None:
         uri = exec_properties.get(REGISTRY_URI_KEY) or ""
         if not uri:
@@ -155,7 +157,7 @@ class Executor(base_executor.BaseExecutor):
             # continues; the artifact and the log say what to do.
             logging.error("model pushed to %s but NOT registered in the MLflow registry at "
                           "%s: %s: %s. Register it later with `imgpipe registry sync`.",
-                          card["serving_path"], uri, type(e).__name__, e)
+                          card.serving_path, uri, type(e).__name__, e)
             pushed.set_string_custom_property(REGISTRY_STATUS, "failed")
             pushed.set_string_custom_property(REGISTRY_ERROR, f"{type(e).__name__}: {e}"[:2000])
             return

@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from trainer import contract
+from trainer.files import is_remote
 
 IMAGE_COLUMN = contract.IMAGE_BYTES_INPUT
 OUTPUT_COLUMNS = ("class_name", "score", "top_k_class_names", "top_k_scores", "error")
@@ -38,7 +39,9 @@ class ImageClassifier:
         self._loaded = tf.saved_model.load(saved_model_dir)  # keeps the variables alive
         self._serve = self._loaded.signatures[contract.SERVING_SIGNATURE]
 
-    def _rows(self, payloads: List[bytes]) -> List[Dict[str, Any]]:
+    def classify(self, payloads: Sequence[bytes]) -> List[Dict[str, Any]]:
+        """One row of OUTPUT_COLUMNS per encoded image (the serving signature's answer,
+        or the error of an image it cannot decode)."""
         tf = self._tf
         try:
             return self._call(payloads) if payloads else []
@@ -49,8 +52,7 @@ class ImageClassifier:
             try:
                 rows += self._call([payload])
             except tf.errors.InvalidArgumentError as e:
-                rows.append({"class_name": "", "score": None, "top_k_class_names": [],
-                             "top_k_scores": [], "error": _first_line(e)})
+                rows.append(error_row(e))
         return rows
 
     def _call(self, payloads: Sequence[bytes]) -> List[Dict[str, Any]]:
@@ -68,13 +70,19 @@ class ImageClassifier:
         import pandas as pd
 
         payloads = [bytes(v) for v in model_input[IMAGE_COLUMN].tolist()]
-        frame = pd.DataFrame(self._rows(payloads), columns=list(OUTPUT_COLUMNS))
+        frame = pd.DataFrame(self.classify(payloads), columns=list(OUTPUT_COLUMNS))
         # None, not NaN, where there is no score: NaN is not valid JSON over REST.
         frame["score"] = frame["score"].astype(object).where(frame["score"].notna(), None)
         return frame
 
 
-def _first_line(error: Exception) -> str:
+def error_row(error: Exception) -> Dict[str, Any]:
+    """The output row of an image that could not be classified."""
+    return {"class_name": "", "score": None, "top_k_class_names": [], "top_k_scores": [],
+            "error": first_line(error)}
+
+
+def first_line(error: Exception) -> str:
     """The op's own message, without TF's "Graph execution error" and node lines."""
     text = getattr(error, "message", None) or str(error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -91,7 +99,7 @@ def _load_pyfunc(data_path: str) -> ImageClassifier:
 def loadable(saved_model_dir: str) -> bool:
     """Whether the folder is a local SavedModel worth logging (not an empty placeholder)."""
     path = os.path.join(saved_model_dir, "saved_model.pb")
-    return "://" not in saved_model_dir and os.path.isfile(path) and os.path.getsize(path) > 0
+    return not is_remote(saved_model_dir) and os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 def signature() -> Any:

@@ -11,7 +11,7 @@ previous champion in a tag, so a rollback can undo the last promotion. MLflow is
 only when a registry is used.
 """
 import contextlib
-import json
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -19,7 +19,9 @@ import tempfile
 from typing import Any, Dict, Optional
 
 from components.serving import mlflow_model, serving_root
+from components.serving.model_card import ModelCard
 from trainer import contract
+from trainer.files import is_remote, written_then_renamed
 from trainer.user_cache import cache_dir
 
 CHAMPION = "champion"
@@ -57,18 +59,17 @@ def _seed_sqlite(path: str) -> None:
     template = cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
     if not template.exists():
         template.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=template.parent, suffix=".db")
-        os.close(fd)
-        os.remove(tmp)  # MLflow initialises a database only where none exists
-        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments()
-        with contextlib.closing(sqlite3.connect(tmp)) as db, db:
-            db.execute("DELETE FROM experiments")
-        os.replace(tmp, template)  # atomic: concurrent first uses each make their own
+        # Concurrent first uses each make their own; MLflow initialises a database only
+        # where none exists, and the temporary name does not.
+        with written_then_renamed(str(template)) as tmp:
+            MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments()
+            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+                db.execute("DELETE FROM experiments")
     shutil.copyfile(template, path)
 
 
 def _is_local_store(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    return uri.startswith(("sqlite:", "file:")) or not is_remote(uri)
 
 
 def _experiment_id(client: Any, uri: str, name: str) -> str:
@@ -87,17 +88,17 @@ def _metric_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
-def card_metrics(card: Dict[str, Any]) -> Dict[str, float]:
+def card_metrics(card: ModelCard) -> Dict[str, float]:
     """Candidate, per-class, baseline and difference metrics of a model card, flat."""
-    out = {k: float(v) for k, v in card.get("metrics", {}).items()}
-    for label, values in card.get("per_class", {}).items():
+    out = {k: float(v) for k, v in card.metrics.items()}
+    for label, values in card.per_class.items():
         out.update({_metric_name(f"{k}/{label}"): float(v) for k, v in values.items()})
-    baseline = (card.get("baseline") or {}).get("metrics", {})
+    baseline = (card.baseline or {}).get("metrics", {})
     for k, v in baseline.items():
         out[f"baseline_{k}"] = float(v)
-        if k in card.get("metrics", {}):
-            out[f"{k}_diff"] = float(card["metrics"][k]) - float(v)
-    intervals = card.get("confidence_intervals") or {}
+        if k in card.metrics:
+            out[f"{k}_diff"] = float(card.metrics[k]) - float(v)
+    intervals = card.confidence_intervals or {}
     bounds = {"accuracy": intervals.get("accuracy"),
               **{f"recall/{label}": v for label, v in intervals.get("recall", {}).items()}}
     for name, bound in bounds.items():
@@ -106,44 +107,44 @@ def card_metrics(card: Dict[str, Any]) -> Dict[str, float]:
             for side, value in zip(("low", "high"), bound):
                 out[_metric_name(f"{metric}_ci_{side}" + (f"/{label}" if label else ""))] = \
                     float(value)
-    data = {k: float(v) for k, v in card.get("data", {}).items() if isinstance(v, (int, float))}
+    data = {k: float(v) for k, v in card.data.items() if isinstance(v, (int, float))}
     out.update({f"data_{k}": v for k, v in data.items()})
     return out
 
 
-def _version_tags(card: Dict[str, Any]) -> Dict[str, str]:
-    lineage = {k: str(v) for k, v in card.get("lineage", {}).items() if v is not None}
-    baseline = card.get("baseline") or {}
+def _version_tags(card: ModelCard) -> Dict[str, str]:
+    lineage = {k: str(v) for k, v in dataclasses.asdict(card.lineage).items()
+               if v is not None}
+    baseline = card.baseline or {}
     return {
-        SERVING_VERSION_TAG: str(card["version"]),
-        SERVING_PATH_TAG: card["serving_path"],
-        "blessed": str(bool(card.get("blessed"))).lower(),
-        "thresholds": card.get("thresholds", {}).get("mode", ""),
+        SERVING_VERSION_TAG: str(card.version),
+        SERVING_PATH_TAG: card.serving_path,
+        "blessed": str(bool(card.blessed)).lower(),
+        "thresholds": card.thresholds.get("mode", ""),
         "baseline_serving_version": str(baseline.get("serving_version") or ""),
-        "config_hash": card.get("config_hash", ""),
+        "config_hash": card.config_hash,
         **lineage,
     }
 
 
-def _log_run(client: Any, uri: str, card: Dict[str, Any]) -> str:
+def _log_run(client: Any, uri: str, card: ModelCard) -> str:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils.time import get_current_time_millis
 
-    lineage = card.get("lineage", {})
-    experiment = _experiment_id(client, uri, lineage.get("pipeline_name") or card["model_name"])
-    run = client.create_run(experiment, run_name=f"{card['model_name']}-v{card['version']}")
+    experiment = _experiment_id(client, uri, card.lineage.pipeline_name or card.model_name)
+    run = client.create_run(experiment, run_name=f"{card.model_name}-v{card.version}")
     run_id = run.info.run_id
     now = get_current_time_millis()
     client.log_batch(
         run_id,
         metrics=[Metric(k, v, now, 0) for k, v in card_metrics(card).items()],
-        params=[Param(k, str(v)[:500]) for k, v in sorted(card.get("params", {}).items())],
+        params=[Param(k, str(v)[:500]) for k, v in sorted(card.params.items())],
         tags=[RunTag(k, v) for k, v in _version_tags(card).items()])
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, serving_root.CARD_FILE), "w") as f:
-            json.dump(card, f, indent=1)
+            f.write(card.to_json())
         with open(os.path.join(tmp, contract.LABELS_FILE), "w") as f:
-            f.write("\n".join(card.get("labels", [])) + "\n")
+            f.write("\n".join(card.labels) + "\n")
         client.log_artifacts(run_id, tmp, CARD_ARTIFACT_PATH)
     client.set_terminated(run_id)
     return run_id
@@ -152,7 +153,7 @@ def _log_run(client: Any, uri: str, card: Dict[str, Any]) -> str:
 def _version_source(uri: str, serving_path: str, run_id: str) -> str:
     # A tracking server refuses local paths as sources (its own security check); the run's
     # copy of the card stands in for them there. The serving path is always a tag.
-    if _is_local_store(uri) or "://" in serving_path:
+    if _is_local_store(uri) or is_remote(serving_path):
         return serving_path
     return f"runs:/{run_id}/{CARD_ARTIFACT_PATH}"
 
@@ -167,7 +168,7 @@ def _ensure_model(client: Any, name: str) -> None:
             name, description="Image classifier pushed by imgpipe; `champion` is served.")
 
 
-def register(uri: str, model_name: str, card: Dict[str, Any], make_champion: bool = True,
+def register(uri: str, model_name: str, card: ModelCard, make_champion: bool = True,
              example_image: Optional[bytes] = None) -> str:
     """Registers the pushed version a model card describes; returns MLflow's version.
     example_image (encoded bytes) becomes the logged model's input example, a small PNG
@@ -175,17 +176,17 @@ def register(uri: str, model_name: str, card: Dict[str, Any], make_champion: boo
     client = connect(uri)
     run_id = _log_run(client, uri, card)
     _ensure_model(client, model_name)
-    path = card["serving_path"]
+    path = card.serving_path
     tags = _version_tags(card)
     with mlflow_model.tracking(uri):  # the sqlite registry resolves `models:/m-...` here
         info = None
         if mlflow_model.loadable(path):
-            info = mlflow_model.log(path, card.get("labels", []), run_id,
+            info = mlflow_model.log(path, card.labels, run_id,
                                     mlflow_model.small_png(example_image), tags)
         tags[MLFLOW_MODEL_TAG] = "logged" if info else "not logged: no local SavedModel"
         version = client.create_model_version(
             model_name, source=info.model_uri if info else _version_source(uri, path, run_id),
-            run_id=run_id, tags=tags, description=f"serving version {card['version']} at {path}",
+            run_id=run_id, tags=tags, description=f"serving version {card.version} at {path}",
             model_id=info.model_id if info else None)
     if make_champion:
         set_champion(client, model_name, version.version)

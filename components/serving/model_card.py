@@ -1,127 +1,66 @@
-"""The model card RegistryPusher writes beside each version (model_card.json), and the
-MLflow registry reads.
+"""The model card: what RegistryPusher writes beside each version (model_card.json), and
+what the registry, the baseline lookup and the commands read back. Light to import.
 
-It holds: model_name, version, serving_path, pushed_at, labels, metrics / per_class (the
-candidate's overall and per-class TFMA metrics), baseline (the model compared with: ids,
-its serving version, its metrics) or null, thresholds (the eval config and whether
-change thresholds applied), blessed, data (ingestion counts and evaluated examples),
-config_hash, params (the flattened config) and lineage (pipeline name, run id, this
-execution's id, the input artifacts' ids and URIs).
+A card written by another tool (or none) reads as an empty card: from_dict fills what
+is missing with the defaults below, so a reader never needs to test for keys.
 """
+import dataclasses
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from tfx import types
-from tfx.components.evaluator import constants as evaluator_constants
-
-from components.artifacts import baseline as baseline_properties
-from components.artifacts import ingestion
-from components.artifacts.evaluation import Evaluation, read_evaluation
-from components.artifacts.metric_names import EXAMPLE_COUNT
-from trainer.contract import class_name
-
-# (pipeline name, pipeline run id, the Pusher's execution id)
-Lineage = Tuple[str, Optional[str], Optional[str]]
+FORMAT = 1
 
 
-def _int_property(artifact: types.Artifact, name: str) -> Optional[int]:
-    return artifact.get_int_custom_property(name) if artifact.has_custom_property(name) \
-        else None
+@dataclasses.dataclass
+class Lineage:
+    """Where the pushed model comes from: the pipeline run, the Pusher's execution and its
+    input artifacts (MLMD ids and the model's URI)."""
+    pipeline_name: str = ""
+    pipeline_run_id: Optional[str] = None
+    pusher_execution_id: Optional[str] = None
+    model_id: Optional[int] = None
+    model_uri: str = ""
+    blessing_id: Optional[int] = None
+    evaluation_id: Optional[int] = None
+    examples_id: Optional[int] = None
 
 
-def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    flat: Dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return flat
+@dataclasses.dataclass
+class ModelCard:
+    model_name: str = ""
+    labels: List[str] = dataclasses.field(default_factory=list)
+    # The candidate's overall TFMA metrics, and per class name.
+    metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    per_class: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    # Bootstrap intervals: {"level", "accuracy": [low, high], "recall": {class: [low, high]}}
+    confidence_intervals: Optional[Dict[str, Any]] = None
+    # The model compared with: {"model_id", "model_uri", "serving_version", "metrics",
+    # "per_class"}; None on a first push.
+    baseline: Optional[Dict[str, Any]] = None
+    # {"mode": which thresholds applied, and the eval config's thresholds}
+    thresholds: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    blessed: bool = False
+    # Ingestion counts (files_seen, ingested, rejected) and eval_examples.
+    data: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    config_hash: str = ""
+    params: Dict[str, Any] = dataclasses.field(default_factory=dict)  # the config, flattened
+    lineage: Lineage = dataclasses.field(default_factory=Lineage)
+    format: int = FORMAT
+    # Set when the version is published.
+    version: Optional[int] = None
+    serving_path: str = ""
+    pushed_at: str = ""
 
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ModelCard":
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in values.items() if k in names and v is not None}
+        lineage = Lineage(**{k: v for k, v in (values.get("lineage") or {}).items()
+                             if k in {f.name for f in dataclasses.fields(Lineage)}})
+        return cls(**{**known, "lineage": lineage})
 
-def _named(per_class: Dict[int, Dict[str, float]],
-           labels: List[str]) -> Dict[str, Dict[str, float]]:
-    return {class_name(i, labels): values for i, values in sorted(per_class.items())}
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
 
-
-def _baseline(blessing: types.Artifact, result: Optional[Evaluation],
-              labels: List[str]) -> Optional[Dict[str, Any]]:
-    # The Evaluator records the model it compared with (TFX's keys: the baseline
-    # artifact) and its serving version (ours), when there was one.
-    uri_key = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
-    if not blessing.has_custom_property(uri_key):
-        return None
-    return {
-        "model_id": _int_property(blessing,
-                                  evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY),
-        "model_uri": blessing.get_string_custom_property(uri_key),
-        "serving_version": _int_property(blessing, baseline_properties.BASELINE_SERVING_VERSION),
-        "metrics": result.baseline if result else {},
-        "per_class": _named(result.baseline_per_class, labels) if result else {},
-    }
-
-
-def _thresholds(config: Dict[str, Any], has_baseline: bool) -> Dict[str, Any]:
-    ev = config.get("eval", {})
-    keys = ("min_accuracy", "min_class_recall", "max_accuracy_drop", "max_class_recall_drop")
-    mode = "value and change thresholds" if has_baseline else \
-        "value thresholds only (no baseline yet)"
-    return {"mode": mode, **{k: ev.get(k) for k in keys}}
-
-
-def _data_counts(examples: Optional[types.Artifact],
-                 result: Optional[Evaluation]) -> Dict[str, Any]:
-    counts: Dict[str, Any] = {}
-    if examples is not None:
-        for name, key in (("files_seen", ingestion.FILES_SEEN),
-                          ("ingested", ingestion.INGESTED_COUNT),
-                          ("rejected", ingestion.REJECTED_COUNT)):
-            counts[name] = _int_property(examples, key)
-    if result is not None:
-        counts["eval_examples"] = result.metrics.get(EXAMPLE_COUNT)
-    return counts
-
-
-def _intervals(result: Optional[Evaluation], labels: List[str]) -> Optional[Dict[str, Any]]:
-    """Bootstrap intervals of accuracy and of each class's recall, classes by name."""
-    if result is None or result.intervals is None:
-        return None
-    values = result.intervals.to_dict()
-    values["recall"] = {class_name(int(c), labels): v for c, v in values["recall"].items()}
-    return values
-
-
-def build_card(model: types.Artifact, blessing: types.Artifact,
-               evaluated: Optional[types.Artifact], examples: Optional[types.Artifact],
-               labels: List[str], model_name: str, config: Dict[str, Any], config_hash: str,
-               lineage: Lineage) -> Dict[str, Any]:
-    """The model card without version / serving_path / pushed_at (set when published).
-
-    `config` is the pipeline config as a dict; `lineage` names the pipeline, the run and
-    the Pusher's execution."""
-    pipeline_name, run_id, execution_id = lineage
-    result = read_evaluation(evaluated.uri) if evaluated is not None else None
-    baseline = _baseline(blessing, result, labels)
-    return {
-        "format": 1,
-        "model_name": model_name,
-        "labels": labels,
-        "metrics": result.metrics if result else {},
-        "per_class": _named(result.per_class, labels) if result else {},
-        "confidence_intervals": _intervals(result, labels),
-        "baseline": baseline,
-        "thresholds": _thresholds(config, baseline is not None),
-        "blessed": True,
-        "data": _data_counts(examples, result),
-        "config_hash": config_hash,
-        "params": _flatten({k: v for k, v in config.items() if k in ("data", "train", "eval")}),
-        "lineage": {
-            "pipeline_name": pipeline_name,
-            "pipeline_run_id": run_id,
-            "pusher_execution_id": execution_id,
-            "model_id": model.id, "model_uri": model.uri,
-            "blessing_id": blessing.id,
-            "evaluation_id": evaluated.id if evaluated is not None else None,
-            "examples_id": examples.id if examples is not None else None,
-        },
-    }
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)

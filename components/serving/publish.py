@@ -8,41 +8,31 @@ number is tried). On failure the staging folder is removed and nothing is publis
 a remote filesystem (gs://...), where a folder cannot be renamed, files are copied in
 place with saved_model.pb last: TF Serving's marker of a complete model.
 """
+import dataclasses
 import datetime
 import errno
-import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List
+from typing import List
 
 import tensorflow as tf
 from absl import logging
 from tfx.utils import io_utils
 
 from components.serving import serving_root
+from components.serving.model_card import ModelCard
 from trainer import contract
+from trainer.files import fsync, is_remote
 
 STAGING_PREFIX = ".staging-"  # TF Serving loads numeric folders only
 PUBLISH_ATTEMPTS = 5
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy_file(src: str, dst: str) -> str:
     shutil.copy2(src, dst)
-    _fsync(dst)
+    fsync(dst)
     return dst
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path
 
 
 def _write_file(path: str, text: str) -> None:
@@ -61,18 +51,19 @@ def _stage(model_dir: str, staging: str, labels: List[str]) -> None:
     _write_file(os.path.join(staging, contract.LABELS_FILE), "\n".join(labels) + "\n")
 
 
-def _finalize_card(card: Dict[str, Any], version: int, path: str) -> Dict[str, Any]:
-    return {**card, "version": version, "serving_path": path,
-            "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+def _finalize_card(card: ModelCard, version: int, path: str) -> ModelCard:
+    return dataclasses.replace(
+        card, version=version, serving_path=path,
+        pushed_at=datetime.datetime.now(datetime.timezone.utc).isoformat())
 
 
 def _fsync_tree(root: str) -> None:
     for folder, _, _ in os.walk(root):
-        _fsync(folder)
+        fsync(folder)
 
 
-def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
-                  labels: List[str]) -> Dict[str, Any]:
+def publish_local(model_dir: str, serving_dir: str, card: ModelCard,
+                  labels: List[str]) -> ModelCard:
     """Stages a copy beside the versions and renames it to the next version number."""
     os.makedirs(serving_dir, exist_ok=True)
     staging_root = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=serving_dir)
@@ -83,7 +74,7 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
             version = serving_root.next_version(serving_dir)
             target = os.path.join(serving_dir, str(version))
             final = _finalize_card(card, version, target)
-            _write_file(os.path.join(staged, serving_root.CARD_FILE), json.dumps(final, indent=1))
+            _write_file(os.path.join(staged, serving_root.CARD_FILE), final.to_json())
             _fsync_tree(staged)
             try:
                 os.rename(staged, target)
@@ -92,7 +83,7 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
                     raise
                 logging.warning("version %d appeared while pushing; trying the next", version)
                 continue
-            _fsync(serving_dir)
+            fsync(serving_dir)
             return final
         raise RuntimeError(f"could not claim a version under {serving_dir} in "
                            f"{PUBLISH_ATTEMPTS} attempts: concurrent pushes?")
@@ -100,8 +91,8 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
         shutil.rmtree(staging_root, ignore_errors=True)
 
 
-def publish_remote(model_dir: str, serving_dir: str, card: Dict[str, Any],
-                   labels: List[str]) -> Dict[str, Any]:
+def publish_remote(model_dir: str, serving_dir: str, card: ModelCard,
+                   labels: List[str]) -> ModelCard:
     """Copies in place with saved_model.pb last (object stores cannot rename folders)."""
     version = serving_root.next_version(serving_dir)
     target = os.path.join(serving_dir, str(version))
@@ -110,7 +101,7 @@ def publish_remote(model_dir: str, serving_dir: str, card: Dict[str, Any],
     final = _finalize_card(card, version, target)
     io_utils.copy_dir(model_dir, target, deny_regex_patterns=[r"saved_model\.pb"])
     _write_file(os.path.join(target, contract.LABELS_FILE), "\n".join(labels) + "\n")
-    _write_file(os.path.join(target, serving_root.CARD_FILE), json.dumps(final, indent=1))
+    _write_file(os.path.join(target, serving_root.CARD_FILE), final.to_json())
     io_utils.copy_file(os.path.join(model_dir, serving_root.SAVED_MODEL_FILE),
                        os.path.join(target, serving_root.SAVED_MODEL_FILE))
     return final

@@ -19,21 +19,13 @@ polls the file, so it is replaced whole (a temp file in the same folder, then a 
 and never holds text that does not parse.
 """
 import os
-import uuid
 from typing import Any, Iterable, List, Optional
+
+from trainer.files import remote_fs, replace_text
 
 CONFIG_FILE = "models.config"
 STABLE = "stable"
 CANARY = "canary"
-
-
-def _fs(path: str) -> Any:
-    """tf.io.gfile for buckets and the like, None (os) for local paths."""
-    if "://" not in path:
-        return None
-    import tensorflow as tf
-
-    return tf.io.gfile
 
 
 def config_path(serving_dir: str) -> str:
@@ -91,7 +83,7 @@ def write(serving_dir: str, versions: Iterable[Optional[int]], stable: Optional[
     del configs[:]
     configs.extend(others)
     config = configs.add(name=name, model_platform="tensorflow",
-                         base_path=serving_dir if _fs(serving_dir) else
+                         base_path=serving_dir if remote_fs(serving_dir) else
                          os.path.abspath(serving_dir))
     loaded = {int(v) for v in (*versions, stable) if v is not None}
     config.model_version_policy.specific.versions.extend(sorted(loaded))
@@ -101,13 +93,13 @@ def write(serving_dir: str, versions: Iterable[Optional[int]], stable: Optional[
     configs.sort(key=lambda c: c.name)
     text = text_format.MessageToString(server_config)
     parse(text)  # never publish a file TF Serving cannot read
-    replace(path, text)
+    replace_text(path, text)
     return path
 
 
 def read_text(path: str) -> Optional[str]:
     """The file as it is (None when there is none): what a failed change restores."""
-    gfile = _fs(path)
+    gfile = remote_fs(path)
     if not (gfile.exists(path) if gfile else os.path.isfile(path)):
         return None
     with (gfile.GFile(path) if gfile else open(path)) as f:
@@ -117,34 +109,10 @@ def read_text(path: str) -> Optional[str]:
 def restore(path: str, text: Optional[str]) -> None:
     """Puts back the file read_text() returned (None: there was none)."""
     if text is not None:
-        replace(path, text)
+        replace_text(path, text)
         return
-    gfile = _fs(path)
+    gfile = remote_fs(path)
     if gfile and gfile.exists(path):
         gfile.remove(path)
     elif not gfile and os.path.exists(path):
         os.remove(path)
-
-
-def replace(path: str, text: str) -> None:
-    """Writes `path` whole: a reader sees the old file or the new one, never a part."""
-    folder = os.path.dirname(path)
-    # A dot-name: never taken for a model folder or the config itself.
-    tmp = os.path.join(folder, f".{CONFIG_FILE}.{uuid.uuid4().hex}")
-    gfile = _fs(path)
-    if gfile:
-        with gfile.GFile(tmp, "w") as f:
-            f.write(text)
-        gfile.rename(tmp, path, overwrite=True)
-        return
-    os.makedirs(folder, exist_ok=True)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -11,9 +11,11 @@ is loaded only for remote paths.
 """
 import json
 import os
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
+from components.serving.model_card import ModelCard
 from trainer import contract
+from trainer.files import remote_fs
 
 CARD_FILE = "model_card.json"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -21,18 +23,9 @@ SAVED_MODEL_FILE = "saved_model.pb"
 PUSHER_FILES = (CARD_FILE, contract.LABELS_FILE)
 
 
-def _fs(path: str) -> Any:
-    """os for local paths; tf.io.gfile (slow to import) only for buckets and the like."""
-    if "://" not in path:
-        return None
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
 def serving_versions(serving_dir: str) -> Iterator[Tuple[int, str]]:
     """(version, path) of each published version folder, newest first."""
-    gfile = _fs(serving_dir)
+    gfile = remote_fs(serving_dir)
     if not (gfile.isdir(serving_dir) if gfile else os.path.isdir(serving_dir)):
         return
     names = [n.rstrip("/") for n in (gfile or os).listdir(serving_dir)]
@@ -40,33 +33,33 @@ def serving_versions(serving_dir: str) -> Iterator[Tuple[int, str]]:
         yield version, os.path.join(serving_dir, str(version))
 
 
-def read_card(version_dir: str) -> Dict[str, Any]:
+def read_card(version_dir: str) -> ModelCard:
     """The model card of a version folder."""
     path = os.path.join(version_dir, CARD_FILE)
-    gfile = _fs(path)
+    gfile = remote_fs(path)
     with (gfile.GFile(path) if gfile else open(path)) as f:
-        return json.load(f)
+        return ModelCard.from_dict(json.load(f))
 
 
 def find_published(serving_dir: str, model_uri: str) -> Optional[Tuple[int, str]]:
     """(version, path) of the version whose model card names model_uri, if any."""
     for version, path in serving_versions(serving_dir):
-        card = card_or_empty(path)  # {}: a version pushed by something else
-        if card.get("lineage", {}).get("model_uri") == model_uri:
+        card = card_or_empty(path)  # empty: a version pushed by something else
+        if card.lineage.model_uri == model_uri:
             return version, path
     return None
 
 
-def card_or_empty(version_dir: str) -> Dict[str, Any]:
-    """The version's model card, {} when it has none this project wrote."""
+def card_or_empty(version_dir: str) -> ModelCard:
+    """The version's model card, an empty one when it has none this project wrote."""
     path = os.path.join(version_dir, CARD_FILE)
-    gfile = _fs(path)
+    gfile = remote_fs(path)
     if not (gfile.exists(path) if gfile else os.path.isfile(path)):
-        return {}
+        return ModelCard()
     try:
         return read_card(version_dir)
-    except ValueError:  # not JSON: not a card this project wrote
-        return {}
+    except (ValueError, TypeError):  # not JSON, or not a card: not one this project wrote
+        return ModelCard()
 
 
 def next_version(serving_dir: str) -> int:

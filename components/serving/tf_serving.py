@@ -25,6 +25,8 @@ from components.serving import serving_config
 
 AVAILABLE = "AVAILABLE"
 END = "END"
+# For a server to load a version, then move the label (registry.tf_serving_timeout_s).
+LOAD_TIMEOUT_S = 600
 
 
 class ServingError(RuntimeError):
@@ -71,7 +73,7 @@ def _wait(url: str, model: str, timeout_s: float, poll_s: float, what: str,
 
 
 def move_champion(serving_dir: str, champion: int, previous: Iterable[Optional[int]],
-                  server_url: str = "", timeout_s: float = 600, poll_s: float = 1.0) -> str:
+                  server_url: str = "", timeout_s: float = LOAD_TIMEOUT_S, poll_s: float = 1.0) -> str:
     """models.config with `stable`/`canary` on `champion`, `previous` kept loaded (see the
     module doc); returns the file's path."""
     keep = [v for v in previous if v is not None]

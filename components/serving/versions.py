@@ -21,6 +21,7 @@ from components.serving import serving_config, serving_root, tf_serving
 from components.serving.mlflow_registry import (CHAMPION, PREVIOUS_CHAMPION_TAG, SERVING_PATH_TAG,
                                                 SERVING_VERSION_TAG, champion, register,
                                                 set_champion)
+from trainer.files import is_remote
 
 
 class RegistryError(RuntimeError):
@@ -72,11 +73,11 @@ def _move_champion(serving_dir: str, new: Any, old: Optional[Any], server_url: s
 
 
 def promote(client: Any, model_name: str, serving_version: int, serving_dir: str,
-            server_url: str = "", timeout_s: float = 600) -> Any:
+            server_url: str = "", timeout_s: float = tf_serving.LOAD_TIMEOUT_S) -> Any:
     """Makes serving_version the champion; returns its registry version."""
     version = by_serving_version(client, model_name, serving_version)
     path = version.tags.get(SERVING_PATH_TAG, "")
-    if path and "://" not in path and not os.path.isdir(path):
+    if path and not is_remote(path) and not os.path.isdir(path):
         raise RegistryError(f"serving version {serving_version} is registered but its folder "
                             f"{path} is gone: not promoting a model that cannot be served")
     before = champion(client, model_name)
@@ -86,7 +87,7 @@ def promote(client: Any, model_name: str, serving_version: int, serving_dir: str
 
 
 def rollback(client: Any, model_name: str, serving_dir: str, server_url: str = "",
-             timeout_s: float = 600) -> Tuple[Any, Any]:
+             timeout_s: float = tf_serving.LOAD_TIMEOUT_S) -> Tuple[Any, Any]:
     """Moves champion back to the version it replaced; returns (from, to) versions."""
     current = champion(client, model_name)
     if current is None:
@@ -122,8 +123,8 @@ def entries(client: Any, model_name: str, serving_dir: str) -> List[Entry]:
     for serving, path in serving_root.serving_versions(serving_dir):
         if serving not in rows:
             card = serving_root.card_or_empty(path)
-            rows[serving] = Entry(serving, None, [], card.get("metrics", {}).get(ACCURACY),
-                                  path, card.get("lineage", {}).get("pipeline_run_id", ""))
+            rows[serving] = Entry(serving, None, [], card.metrics.get(ACCURACY), path,
+                                  card.lineage.pipeline_run_id or "")
     return sorted(rows.values(), key=lambda e: -(e.serving_version or 0))
 
 
@@ -138,7 +139,7 @@ def registered_aliases(client: Any, model_name: str) -> Dict[str, str]:
 
 
 def sync(client: Any, uri: str, model_name: str, serving_dir: str, server_url: str = "",
-         timeout_s: float = 600) -> Tuple[List[int], Optional[int]]:
+         timeout_s: float = tf_serving.LOAD_TIMEOUT_S) -> Tuple[List[int], Optional[int]]:
     """Registers pushed versions the registry lacks (e.g. it was down during the push),
     then makes the champion and models.config's `stable` one version: the file's, when it
     has one (a push whose registration failed still labelled its version), else the

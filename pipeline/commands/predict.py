@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
-from components.serving import mlflow_registry, serving_config
-from trainer import contract
+from components.serving import mlflow_model, mlflow_registry, serving_config
 
 
 @dataclass
@@ -52,24 +51,14 @@ def resolve_model(config: Any, spec: str) -> str:
 def predict(model_dir: str, images: Sequence[str], top_k: Optional[int] = None
             ) -> List[Prediction]:
     """Each image's top classes (at most top_k), or why it could not be predicted."""
-    import tensorflow as tf  # seconds to import: only when predicting
-
-    serve = tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE]
+    classifier = mlflow_model.ImageClassifier(model_dir)  # the served signature, as served
     results = []
     for image in images:
         try:
             with open(image, "rb") as f:
-                payload = f.read()
-            out = serve(**{contract.IMAGE_BYTES_INPUT: tf.constant([payload])})
-        except (OSError, tf.errors.InvalidArgumentError) as e:
-            results.append(Prediction(image, [], _first_line(e)))
-            continue
-        names = [n.decode() for n in out[contract.TOP_K_CLASS_NAMES].numpy()[0]]
-        scores = [float(s) for s in out[contract.TOP_K_SCORES].numpy()[0]]
-        results.append(Prediction(image, list(zip(names, scores))[:top_k]))
+                row = classifier.classify([f.read()])[0]
+        except OSError as e:
+            row = mlflow_model.error_row(e)
+        top = list(zip(row["top_k_class_names"], row["top_k_scores"]))[:top_k]
+        results.append(Prediction(image, top, row["error"] or None))
     return results
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components.artifacts import baseline
 from components.serving import serving_root
+from components.serving.model_card import ModelCard
 from pipeline import component_ids as ids
 from trainer import contract, features
 
@@ -29,7 +30,7 @@ class RunData:
     history: List[Dict[str, Any]]  # the Trainer's history.json phases ([] when absent)
     model_dir: str
     eval_files: List[str]
-    card: Dict[str, Any]  # the pushed version's model card ({} when nothing was pushed)
+    card: ModelCard  # the pushed version's model card (empty when nothing was pushed)
     lineage: Dict[str, Any]
     baseline_version: Optional[int] = None  # serving version of the blessed model found
 
@@ -74,7 +75,8 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
     model_run = artifacts.get((ids.TRAINER, "model_run"))
     examples = artifacts.get((ids.EXAMPLE_GEN, "examples"))
     pushed = artifacts.get((ids.PUSHER, "pushed_model"))
-    card = (_read_json(os.path.join(pushed.uri, serving_root.CARD_FILE)) if pushed else None) or {}
+    card = ModelCard.from_dict(
+        (_read_json(os.path.join(pushed.uri, serving_root.CARD_FILE)) if pushed else None) or {})
     return RunData(
         run_id=run.name,
         summary=run_summary.summarize_latest_run(config, run.name),
@@ -90,7 +92,7 @@ def gather(config: Any, run_id: Optional[str] = None) -> RunData:
                  "model_uri": model.uri, "evaluation_id": evaluated.id,
                  "examples_id": examples.id if examples else None,
                  "pushed_model_id": pushed.id if pushed else None,
-                 "config_hash": card.get("config_hash") or config.fingerprint()},
+                 "config_hash": card.config_hash or config.fingerprint()},
         baseline_version=_baseline_version(artifacts.get((ids.EVALUATOR, "blessing"))))
 
 

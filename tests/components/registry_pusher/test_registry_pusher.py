@@ -16,6 +16,7 @@ from components.registry_pusher import executor  # noqa: E402
 from components.serving import (mlflow_model, mlflow_registry, publish,  # noqa: E402
                                 serving_config, serving_root)
 from components.serving import versions as registry  # noqa: E402
+from components.serving.model_card import ModelCard  # noqa: E402
 from pusher_helpers import (LABELS, blessing, prop, push,  # noqa: E402
                             version_names)
 
@@ -130,8 +131,8 @@ def test_remote_filesystem_push_writes_saved_model_last(tmp_path, models, monkey
 
     monkeypatch.setattr(publish.io_utils, "copy_file", recording_copy_file)
     card = publish.publish_remote(os.path.join(models[0].uri, "Format-Serving"),
-                                   "ram://serving/pets", {"model_name": "pets"}, LABELS)
-    assert card["serving_path"] == "ram://serving/pets/1"
+                                   "ram://serving/pets", ModelCard(model_name="pets"), LABELS)
+    assert card.serving_path == "ram://serving/pets/1"
     assert tf.io.gfile.exists("ram://serving/pets/1/model_card.json")
     assert tf.io.gfile.exists("ram://serving/pets/1/variables")
     assert order[-1] == "saved_model.pb"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from components.serving import mlflow_model, mlflow_registry
+from components.serving.model_card import ModelCard
 from pipeline.commands import predict
 
 NAME = "photos"
@@ -45,7 +46,8 @@ def registry_uri(tmp_path_factory, contract_model, photos) -> str:
     labels = (contract_model / "labels.txt").read_text().split()
     card = {"model_name": NAME, "version": 1, "serving_path": str(contract_model),
             "labels": labels, "blessed": True, "metrics": {"accuracy": 1.0}}
-    mlflow_registry.register(uri, NAME, card, example_image=photos[0].read_bytes())
+    mlflow_registry.register(uri, NAME, ModelCard.from_dict(card),
+                             example_image=photos[0].read_bytes())
     return uri
 
 

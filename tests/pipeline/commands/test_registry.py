@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.serving import mlflow_registry, serving_config, serving_root
+from components.serving.model_card import ModelCard
 from pipeline.cli import main as imgpipe
 from trainer import contract
 
@@ -44,7 +45,7 @@ def _publish(home: Path, model: str, version: int, accuracy: float) -> dict:
             "lineage": {"pipeline_name": "imgpipe", "pipeline_run_id": f"run-{version}",
                         "model_id": 100 + version}}
     (path / serving_root.CARD_FILE).write_text(json.dumps(card))
-    return card
+    return ModelCard.from_dict(card)
 
 
 def _uri(home: Path) -> str:
@@ -131,19 +132,19 @@ def test_promote_and_rollback_move_the_alias_and_the_tf_serving_labels(home, cap
 def test_rollback_of_the_first_champion_is_refused_clearly(home, capsys):
     _register(home, "single", 1)
     assert imgpipe(["registry", "rollback", *_args(home, "single")]) == 1
-    assert "was the first champion: nothing to roll back to" in capsys.readouterr().out
+    assert "was the first champion: nothing to roll back to" in capsys.readouterr().err
     assert _champion(home, "single") == "1"
 
 
 def test_promote_refuses_unknown_or_deleted_versions(home, capsys):
     _register(home, "gone", 2)
     assert imgpipe(["registry", "promote", "9", *_args(home, "gone")]) == 1
-    assert "serving version 9 of 'gone' is not in the registry" in capsys.readouterr().out
+    assert "serving version 9 of 'gone' is not in the registry" in capsys.readouterr().err
     for f in (home / "serving" / "gone" / "1").iterdir():
         f.unlink()
     (home / "serving" / "gone" / "1").rmdir()
     assert imgpipe(["registry", "promote", "1", *_args(home, "gone")]) == 1
-    assert "is gone: not promoting" in capsys.readouterr().out
+    assert "is gone: not promoting" in capsys.readouterr().err
     assert _champion(home, "gone") == "2"
 
 
@@ -162,7 +163,7 @@ def test_unreachable_registry_is_reported_not_raised(tmp_path, capsys):
     code = imgpipe(["registry", "list", "--home", str(tmp_path),
                     "--set", f"registry.tracking_uri=sqlite:///{blocker}/mlflow.db"])
     assert code == 1
-    assert "imgpipe registry:" in capsys.readouterr().out
+    assert "imgpipe registry:" in capsys.readouterr().err
 
 
 def test_the_registry_section_decides_where_commands_look(tmp_path, capsys):
@@ -227,7 +228,7 @@ def test_a_move_the_tf_serving_does_not_take_changes_nothing(home, capsys):
     assert imgpipe(["registry", "promote", "1", *_args(home, "unreachable"),
                     "--set", f"registry.tf_serving_url={url}",
                     "--set", "registry.tf_serving_timeout_s=1"]) == 1
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert f"TF Serving at {url} did not serve version 1 of 'unreachable' within 1 s" in out
     assert "unreachable" in out
     assert config_file.read_text() == before

@@ -127,7 +127,7 @@ def test_report_command_writes_under_home(promotion, capsys):
     written = Path(capsys.readouterr().out.strip().rsplit(" ", 1)[-1])
     assert written.is_file() and written.parent.parent == home / "reports"
     assert imgpipe(["report", "no-such-run", "--home", str(home)]) == 1
-    assert "no run 'no-such-run'" in capsys.readouterr().out
+    assert "imgpipe report: no run 'no-such-run'" in capsys.readouterr().err
 
 
 # -- headless Chromium ---------------------------------------------------------------------
@@ -233,7 +233,8 @@ def test_predict_prints_top_k_class_names_from_the_champion(promotion, e2e, caps
     ranked = [line.split() for line in out.splitlines()[2:]]
     assert [r[0] for r in ranked] == ["1.", "2."] and ranked[0][1] == "2"
     assert imgpipe(["predict", str(image), str(junk), "--model", "2", "--home", home]) == 1
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].endswith("/2") and f"{junk}: cannot predict" in out
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].endswith("/2")
+    assert f"imgpipe predict: {junk}: cannot predict" in out.err
     assert imgpipe(["predict", str(image), "--model", "staging", "--home", home]) == 1
-    assert "no model 'image_classifier' with alias 'staging'" in capsys.readouterr().out
+    assert "no model 'image_classifier' with alias 'staging'" in capsys.readouterr().err
