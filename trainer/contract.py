@@ -35,6 +35,8 @@ TFLITE_MODEL_FILE = "model.tflite"
 
 # In the Trainer's run folder: the phases' epochs, metrics and learning rates.
 HISTORY_FILE = "history.json"
+# The phases' names in it (and in their checkpoints, logs and feature caches).
+PHASE1, PHASE2, FROM_SCRATCH = "phase1", "phase2", "scratch"
 
 
 def class_name(class_id: int, labels: Sequence[str]) -> str:

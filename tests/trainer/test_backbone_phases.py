@@ -9,7 +9,7 @@ same invariants with traced functions, in the cached and uncached modes.
 import numpy as np
 import pytest
 
-from trainer import backbones, data, model as model_lib, schedule
+from trainer import backbones, data, model as model_lib, phase_cache, schedule
 from trainer.train_config import TrainConfig
 from trainer_helpers import (IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, changed_layers,
                              unfrozen_by, weights_by_layer)
@@ -29,7 +29,7 @@ def test_phases_change_only_what_the_config_unfroze(backbone, records):
     base = classifier.base
     images = next(iter(data.image_dataset(records["train"], IMAGE_SIZE, BATCH)))[0]
     calibrate_batchnorm(base, images.numpy())
-    examples = schedule.Examples.read(records["train"], records["eval"])
+    examples = phase_cache.Examples.read(records["train"], records["eval"])
     start = weights_by_layer(base)
 
     phase1 = schedule.run_phase1(classifier, cfg, NUM_CLASSES, examples)

@@ -21,6 +21,7 @@ from skimage import data
 
 from trainer import backbones, user_cache
 from trainer import efficientnet_lite as lite
+from trainer import efficientnet_lite_spec as arch
 from trainer.torch_checkpoint import load_state_dict
 
 # Standard ImageNet-1k class indices (no class-name file ships with the installed packages).
@@ -53,7 +54,7 @@ def weights_cache(tmp_path_factory):
         yield directory
 
 
-@pytest.fixture(scope="module", params=list(lite.VARIANTS))
+@pytest.fixture(scope="module", params=list(arch.VARIANTS))
 def variant(request) -> str:
     return request.param
 
@@ -69,7 +70,7 @@ def photos(variant) -> Dict[str, np.ndarray]:
     trainer.image_ops."""
     images = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(),
               "motorcycle": data.stereo_motorcycle()[0], "astronaut": data.astronaut()}
-    size = (lite.VARIANTS[variant].resolution,) * 2
+    size = (arch.VARIANTS[variant].resolution,) * 2
     return {name: tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear",
                                   antialias=True).numpy()
             for name, image in images.items()}
@@ -155,13 +156,13 @@ def _top5(row: np.ndarray) -> List[int]:
 
 def test_block_layout_matches_checkpoint(variant, state_dict):
     """The multipliers' widths and repeats are what the checkpoint's tensors have."""
-    specs = lite.block_specs(variant)
+    specs = arch.block_specs(variant)
     assert [s.name for s in specs] == [f"block{stage}{'abcde'[repeat]}"
                                        for stage, repeats in enumerate(STAGE_REPEATS[variant], 1)
                                        for repeat in range(repeats)]
     assert len(specs) == CHECKPOINT_BLOCKS[variant]
     assert f"_blocks.{len(specs)}._bn1.weight" not in state_dict
-    assert state_dict["_conv_stem.weight"].shape == (lite.STEM_CHANNELS, 3, 3, 3)
+    assert state_dict["_conv_stem.weight"].shape == (arch.STEM_CHANNELS, 3, 3, 3)
     for spec in specs:
         p = f"_blocks.{spec.index}."
         hidden = spec.in_channels * spec.expand
@@ -169,7 +170,7 @@ def test_block_layout_matches_checkpoint(variant, state_dict):
                                                                   spec.kernel)
         assert state_dict[f"{p}_project_conv.weight"].shape == (spec.out_channels, hidden, 1, 1)
         assert (f"{p}_expand_conv.weight" in state_dict) == (spec.expand != 1)
-    assert state_dict["_conv_head.weight"].shape == (lite.HEAD_CHANNELS,
+    assert state_dict["_conv_head.weight"].shape == (arch.HEAD_CHANNELS,
                                                      specs[-1].out_channels, 1, 1)
     assert [s.stride for s in specs] == reference_strides(variant)
 
@@ -199,7 +200,7 @@ def test_conversion_consumes_every_tensor_exactly_once(variant, state_dict):
         lite.convert_state_dict({k: v for k, v in state_dict.items()
                                  if k != "_blocks.3._bn2.running_var"}, variant=variant)
     headless = lite.convert_state_dict(state_dict, include_top=False, variant=variant)
-    assert set(converted) - set(headless) == {lite.CLASSIFIER_LAYER}
+    assert set(converted) - set(headless) == {arch.CLASSIFIER_LAYER}
 
 
 def test_other_variants_checkpoint_is_refused(variant, state_dict):
@@ -308,14 +309,14 @@ def test_normalisation_is_inside_the_model(logits_model, photos):
 def test_headless_small_input_loads_imagenet(variant, logits_model):
     model = lite.build_efficientnet_lite(variant, input_shape=(64, 64, 3), include_top=False,
                                          weights="imagenet")
-    assert model.output_shape == (None, 2, 2, lite.HEAD_CHANNELS)
-    assert lite.CLASSIFIER_LAYER not in {layer.name for layer in model.layers}
+    assert model.output_shape == (None, 2, 2, arch.HEAD_CHANNELS)
+    assert arch.CLASSIFIER_LAYER not in {layer.name for layer in model.layers}
     for name in ("stem_conv", "block4c_dwconv", "block7a_project_bn", "top_conv"):
         for got, want in zip(model.get_layer(name).weights, logits_model.get_layer(name).weights):
             np.testing.assert_array_equal(got.numpy(), want.numpy())
     pooled = lite.build_efficientnet_lite(variant, input_shape=(64, 64, 3), include_top=False,
                                           pooling="avg", weights="imagenet")
-    assert pooled.output_shape == (None, lite.HEAD_CHANNELS)
+    assert pooled.output_shape == (None, arch.HEAD_CHANNELS)
     features = pooled.predict(np.full((1, 64, 64, 3), 128.0, np.float32), verbose=0)
     assert np.isfinite(features).all()
 
@@ -338,7 +339,7 @@ def test_defaults_are_the_variants_own():
         assert model.get_layer("top_dropout").rate == dropout
     # Lite0's names from before the variants, still used by callers.
     assert lite.build_efficientnet_lite0.func is lite.build_efficientnet_lite
-    assert lite.TOP_BLOCK_PREFIXES == ("block6d_", "block7a_", "top_")
+    assert arch.TOP_BLOCK_PREFIXES == ("block6d_", "block7a_", "top_")
     with pytest.raises(ValueError, match="unknown EfficientNet-Lite variant 'lite3'"):
         lite.build_efficientnet_lite("lite3")
 
@@ -357,16 +358,16 @@ TOP_BLOCKS = {"lite0": ("block6c", "block6d", "block7a"),
 def test_top_layer_prefixes_select_the_last_blocks_and_head(variant):
     below, first, last = TOP_BLOCKS[variant]
     model = lite.build_efficientnet_lite(variant, input_shape=(64, 64, 3), weights=None)
-    prefixes = lite.top_layer_prefixes(2, variant)
-    top = [layer.name for layer in model.layers if lite.is_top_layer(layer.name, prefixes)]
+    prefixes = arch.top_layer_prefixes(2, variant)
+    top = [layer.name for layer in model.layers if arch.is_top_layer(layer.name, prefixes)]
     assert prefixes == (f"{first}_", f"{last}_", "top_")
     assert {name.split("_")[0] for name in top} == {first, last, "top"}
     assert "top_conv" in top and f"{first}_expand_conv" in top
-    assert lite.CLASSIFIER_LAYER not in top and f"{below}_add" not in top
-    assert lite.top_layer_prefixes(0, variant) == ("top_",)
+    assert arch.CLASSIFIER_LAYER not in top and f"{below}_add" not in top
+    assert arch.top_layer_prefixes(0, variant) == ("top_",)
     with pytest.raises(ValueError):
-        lite.top_layer_prefixes(CHECKPOINT_BLOCKS[variant] + 1, variant)
+        arch.top_layer_prefixes(CHECKPOINT_BLOCKS[variant] + 1, variant)
 
     backbone = backbones.get_backbone(f"efficientnet_{variant}")
     assert backbone.top_start == f"{first}_"
-    assert backbone.default_size == lite.VARIANTS[variant].resolution
+    assert backbone.default_size == arch.VARIANTS[variant].resolution

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import data, feature_cache, model as model_lib, schedule
+from trainer import data, feature_cache, model as model_lib, phase_cache, schedule
 from trainer.train_config import TrainConfig
 from trainer_helpers import IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, weights_by_layer
 
@@ -132,8 +132,8 @@ def _train(cfg, records, calibrate=True):
 def test_a_tiny_budget_spills_both_phases(records):
     cfg = _config(feature_cache_max_mb=1e-6)
     classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
-    examples = schedule.Examples.read(records["train"], records["eval"])
-    bottom = schedule.cache_bottom(classifier, cfg, examples)
+    examples = phase_cache.Examples.read(records["train"], records["eval"])
+    bottom = phase_cache.cache_bottom(classifier, cfg, examples)
     phase1 = bottom.cache.derived[1]
     stores = [bottom.cache.train, bottom.cache.eval, phase1.train, phase1.eval]
     assert all(s.spilled for s in stores)
@@ -167,7 +167,7 @@ def test_float16_phase2_cache_trains_the_same_model_as_float32(records, monkeypa
     cfg = _config(weights="imagenet", phase1_epochs=3, phase2_epochs=2,
                   restore_best_weights=False)
     half, _ = _train(cfg, records, calibrate=False)
-    monkeypatch.setitem(schedule.CACHE_DTYPES, "phase2", np.float32)
+    monkeypatch.setitem(phase_cache.CACHE_DTYPES, "phase2", np.float32)
     full, _ = _train(cfg, records, calibrate=False)
     images = np.concatenate([x for x, _ in data.image_dataset(records["eval"], IMAGE_SIZE, 64)])
     p_half, p_full = np.asarray(half.model(images)), np.asarray(full.model(images))

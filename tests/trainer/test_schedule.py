@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from trainer import backbones, data, fit_callbacks, model as model_lib, schedule
+from trainer import backbones, data, fit_callbacks, model as model_lib, phase_cache, schedule
 from trainer.train_config import TrainConfig
 from trainer_helpers import (IMAGE_SIZE, NUM_CLASSES, calibrate_batchnorm, changed_layers,
                              unfrozen_by, weights_by_layer)
@@ -37,7 +37,7 @@ def _classifier(cfg: TrainConfig, records, calibrate: bool = True):
 
 @pytest.fixture(scope="module")
 def examples(records):
-    return schedule.Examples.read(records["train"], records["eval"])
+    return phase_cache.Examples.read(records["train"], records["eval"])
 
 
 def test_cached_phases_leave_the_base_alone_then_train_only_its_top(records, examples,
@@ -89,11 +89,12 @@ def test_augmented_phase2_trains_on_images_and_validates_from_the_cache(records,
 def test_phase1_features_from_the_bottom_cache_equal_those_from_images(records, examples):
     cfg = _config(augment=False)
     classifier = _classifier(cfg, records)
-    bottom = schedule.cache_bottom(classifier, cfg, examples)
+    bottom = phase_cache.cache_bottom(classifier, cfg, examples)
     assert bottom.cache.train is not None and bottom.cache.eval is not None
-    derived = schedule.cache_outputs("phase1", classifier.features, cfg, examples, True,
-                                     (bottom.split.below_head, bottom.cache))
-    direct = schedule.cache_outputs("phase1", classifier.features, cfg, examples, True)
+    derived = phase_cache.cache_outputs("phase1", classifier.features, cfg, examples, True,
+                                        phase_cache.FromCache(bottom.split.below_head,
+                                                              bottom.cache))
+    direct = phase_cache.cache_outputs("phase1", classifier.features, cfg, examples, True)
     for got, want in ((derived.train, direct.train), (derived.eval, direct.eval)):
         np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
 
