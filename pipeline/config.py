@@ -37,6 +37,8 @@ class PipelineConfig:
     # Everything a run writes (artifacts, MLMD sqlite, demo data) lives under home.
     home: str = "imgpipe_home"
     # Defaults to <home>/serving; models are pushed to <serving_root>/<model_name>/<version>.
+    # On Kubeflow: required, a URI the task pods reach (gs://...) or an absolute path
+    # mounted in every pod.
     serving_root: str = ""
     model_name: str = "image_classifier"
     enable_cache: bool = True

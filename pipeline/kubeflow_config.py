@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainer.config_fields import check
+from trainer.files import is_remote
 
 
 @dataclass
@@ -55,8 +56,6 @@ class KubeflowConfig:
     # Where KFP keeps the artifacts; submit requires gs://, s3:// or minio:// (the roots
     # the KFP v2 backend accepts). Empty: set it before compiling.
     pipeline_root: str = ""
-    # Where the Pusher writes models (<serving_root>/<model_name>/<version>).
-    serving_root: str = ""
     # KFP API endpoint, e.g. https://kubeflow.example.com/pipeline. Empty: the
     # KF_PIPELINES_ENDPOINT environment variable, else the in-cluster service.
     host: str = ""
@@ -68,9 +67,8 @@ class KubeflowConfig:
     def validate(self) -> None:
         check(bool(self.image) and " " not in self.image, "kubeflow.image",
                "an image reference, e.g. registry.example.com/imgpipe:0.1.0")
-        for name in ("pipeline_root", "serving_root"):
-            value = getattr(self, name)
-            check(not value or "://" in value or value.startswith("/"), f"kubeflow.{name}",
-                   "a URI such as gs://bucket/path, or an absolute path")
+        check(not self.pipeline_root or is_remote(self.pipeline_root)
+              or self.pipeline_root.startswith("/"), "kubeflow.pipeline_root",
+              "a URI such as gs://bucket/path, or an absolute path")
         check(bool(self.experiment), "kubeflow.experiment", "a KFP experiment name")
         self.resources.validate()

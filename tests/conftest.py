@@ -21,6 +21,17 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def config_leaves(tree: dict, prefix: str = "") -> dict:
+    """A config dict as {"section.field": value} (lists are values)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(config_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @pytest.fixture(name="shared")
 def _shared() -> object:
     """shared_data, for tests: `shared("images", "hymenoptera")`."""

@@ -20,6 +20,7 @@ from pipeline.component_ids import NEVER_CACHED, RESOURCE_FIELDS
 from pipeline.config import PipelineConfig
 from pipeline.kubeflow_config import ResourceConfig
 from trainer.config_fields import check
+from trainer.files import is_remote
 
 FORMATS = ("yaml", "json")
 # The pipeline roots the KFP v2 backend accepts (objectstore.ParseBucketConfig).
@@ -39,14 +40,15 @@ def cluster_config(config: PipelineConfig, image: Optional[str] = None) -> Pipel
              "in the image); the demo data exist only on this machine")
     check(bool(kubeflow.pipeline_root), "kubeflow.pipeline_root",
              "where KFP keeps the artifacts, e.g. gs://bucket/imgpipe")
-    check(bool(kubeflow.serving_root), "kubeflow.serving_root",
-             "where the Pusher writes models, e.g. gs://bucket/serving")
+    check(is_remote(config.serving_root) or config.serving_root.startswith("/"),
+          "serving_root", "where the Pusher writes models, a URI the task pods reach (e.g. "
+          "gs://bucket/serving) or an absolute path mounted in every pod")
     tracking_uri = config.registry.tracking_uri
     check(not config.registry.enabled or (
         bool(tracking_uri) and not tracking_uri.startswith(("sqlite:", "file:", "/"))),
         "registry.tracking_uri", "an MLflow server the task pods reach (e.g. "
         "http://mlflow.mlflow:5000), or registry.enabled=false: a file in a pod is lost")
-    cluster = dataclasses.replace(config, kubeflow=kubeflow, serving_root=kubeflow.serving_root,
+    cluster = dataclasses.replace(config, kubeflow=kubeflow,
                                   beam=config.beam.for_kubeflow(kubeflow.image))
     return cluster.validate()
 

@@ -3,7 +3,7 @@
 
 IMAGE = "registry.example.com/ml/imgpipe:1.2.3"
 CLUSTER = ("data.source=gs://imgpipe-data/flowers", "kubeflow.pipeline_root=gs://imgpipe/root",
-           "kubeflow.serving_root=gs://imgpipe/serving", f"kubeflow.image={IMAGE}",
+           "serving_root=gs://imgpipe/serving", f"kubeflow.image={IMAGE}",
            "registry.tracking_uri=http://mlflow.mlflow:5000")
 
 

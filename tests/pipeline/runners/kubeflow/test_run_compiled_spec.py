@@ -39,7 +39,7 @@ def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("kfp_local")
     data = Path(write_demo_digits(str(work / "data"), classes=(0, 1)))
     cluster = (f"kubeflow.pipeline_root={work / 'root'}",
-               f"kubeflow.serving_root={work / 'serving'}")
+               f"serving_root={work / 'serving'}")
     config = kubeflow.cluster_config(load_config(overrides=TINY + COMPILED + cluster))
     spec = kubeflow.compile_spec(config)["pipelineSpec"]
     values = runtime_parameter_values(load_config(overrides=TINY + AT_RUN_TIME), str(data))
