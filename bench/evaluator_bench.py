@@ -51,8 +51,10 @@ def _config(home: Path):
 
 def prepare(home: Path) -> Dict[str, str]:
     """Artifacts of one pipeline run in home (run there first if there is none)."""
+    from pipeline import component_ids as ids
+
     root = home / "pipelines" / "imgpipe"
-    if not glob.glob(str(root / "Trainer" / "model" / "*")):
+    if not glob.glob(str(root / ids.TRAINER / "model" / "*")):
         helpers = _e2e_helpers()
         helpers._write_e2e_data(home / "data")
         from absl import logging as absl_logging
@@ -63,7 +65,8 @@ def prepare(home: Path) -> Dict[str, str]:
         print(f"running the pipeline once in {home} (the e2e dataset) ...", flush=True)
         run_local(_config(home), out=open(os.devnull, "w"))
     newest = lambda pattern: max(glob.glob(str(root / pattern)), key=os.path.getmtime)  # noqa
-    return {"model": newest("Trainer/model/*"), "examples": newest("ImageExampleGen/examples/*")}
+    return {"model": newest(f"{ids.TRAINER}/model/*"),
+            "examples": newest(f"{ids.EXAMPLE_GEN}/examples/*")}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -74,15 +77,14 @@ def child(args: argparse.Namespace) -> None:
     from components.evaluator.executor import EvaluatorExecutor
     from components.evaluator.tfma_config import eval_config
     from pipeline.pipeline import beam_pipeline_args
+    from trainer import features
 
     def artifact(cls, uri: str):
         a = cls()
         a.uri = uri
         return a
 
-    examples = artifact(standard_artifacts.Examples, args.examples)
-    examples.split_names = json.dumps(["train", "eval"])
-    inputs = {"examples": [examples], "model": [artifact(standard_artifacts.Model, args.model)]}
+    inputs = {"examples": [_examples(args.examples)], "model": [artifact(standard_artifacts.Model, args.model)]}
     if args.baseline:
         inputs["baseline_model"] = [artifact(standard_artifacts.Model, args.baseline)]
     outputs = {"evaluation": [artifact(standard_artifacts.ModelEvaluation, args.out + "/eval")],
@@ -90,7 +92,7 @@ def child(args: argparse.Namespace) -> None:
     config = _config(Path(args.home))
     properties = {"eval_config": proto_utils.proto_to_json(
                       eval_config(config.eval, config.train.top_k)),
-                  "example_splits": json.dumps(["eval"])}
+                  "example_splits": json.dumps([features.EVAL_SPLIT])}
     executor = EvaluatorExecutor()
     executor._beam_pipeline_args = beam_pipeline_args(config)
     start = time.monotonic()
@@ -140,10 +142,26 @@ def main() -> None:
               flush=True)
 
 
+def _examples(uri: str):
+    """The Examples artifact of a run's ingestion output, as the Evaluator receives it."""
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from trainer import features
+
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = artifact_utils.encode_split_names(
+        [features.TRAIN_SPLIT, features.EVAL_SPLIT])
+    return examples
+
+
 def _count_eval_examples(examples_uri: str) -> int:
     import tensorflow as tf
 
-    files = glob.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    from components.artifacts.examples import split_files
+    from trainer import features
+
+    files = split_files(_examples(examples_uri), features.EVAL_SPLIT)
     return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 

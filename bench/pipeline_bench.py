@@ -13,8 +13,9 @@ machine ran meanwhile: on a shared machine the same run can take half again as l
 """
 import argparse
 import glob
+import json
 import os
-import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List
@@ -22,6 +23,7 @@ from typing import Dict, List
 from process_stats import machine_probe, measure  # bench/ is on sys.path when a script here runs
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("IMGPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 NAIVE_ANCHOR = {"wall_s": 328.0, "rss_gb": 3.0}
 GOALS = {"demo": {"wall_s": 120.0, "rss_gb": 2.0, "rerun_s": 60.0}}
@@ -52,13 +54,17 @@ def transformed_ratio(home: Path) -> float:
     return transformed / encoded
 
 
-def steps(output: str, wall_s: float) -> str:
+def last_run(home: Path) -> dict:
+    """The summary `imgpipe run` left in home (its component times and wall time)."""
+    from pipeline.run_summary import LAST_RUN_FILE
+
+    return json.loads((home / LAST_RUN_FILE).read_text())
+
+
+def steps(summary: dict, wall_s: float) -> str:
     """The run's own step times, and the rest of the wall time (start-up: imports)."""
-    times = re.findall(r"^\s+< (\S+)\s+([\d.]+) s$", output, flags=re.M)
-    run = re.search(r"finished in ([\d.]+) s", output)
-    parts = [f"{n} {float(t):.1f}" for n, t in times]
-    if run:
-        parts.insert(0, f"start-up and exit {wall_s - float(run.group(1)):.1f}")
+    parts = [f"start-up and exit {wall_s - summary['wall_seconds']:.1f}"]
+    parts += [f"{n} {t:.1f}" for n, t in summary["component_seconds"].items()]
     return ", ".join(parts)
 
 
@@ -67,11 +73,13 @@ def run_case(name: str, keep: str) -> Dict[str, float]:
     cmd = [str(REPO / ".venv/bin/imgpipe"), "run", "--home", str(home), *CASES[name]]
     probe = machine_probe()
     fresh = measure(cmd)
+    fresh_run = last_run(home)
     rerun = measure(cmd)
+    rerun_run = last_run(home)
     probe_after = machine_probe()
     print(f"\n--- {name} (home {home}) ---\n" + fresh["output"].split("== summary ==")[-1].strip())
-    print(f"fresh, seconds: {steps(fresh['output'], fresh['wall_s'])}")
-    print(f"re-run, seconds: {steps(rerun['output'], rerun['wall_s'])}")
+    print(f"fresh, seconds: {steps(fresh_run, fresh['wall_s'])}")
+    print(f"re-run, seconds: {steps(rerun_run, rerun['wall_s'])}")
     print(f"machine probe: {probe:.2f} s before, {probe_after:.2f} s after")
     return {"fresh_s": fresh["wall_s"], "fresh_gb": fresh["rss_gb"], "rerun_s": rerun["wall_s"],
             "rerun_gb": rerun["rss_gb"], "transformed_ratio": transformed_ratio(home),

@@ -26,18 +26,19 @@ import argparse
 import io
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from pipeline_bench import REPO, SHARED  # bench/ is on sys.path when a script here runs
+from pipeline_bench import REPO, SHARED, last_run  # bench/ is on sys.path when a script here runs
 from process_stats import machine_probe, measure
 
+from pipeline import component_ids as ids  # noqa: E402  (pipeline_bench put REPO on sys.path)
+
 FLOWERS = SHARED / "images" / "flowers5_128px"
-STAGES = ("ImageExampleGen", "Transform", "Trainer", "Evaluator")
+STAGES = (ids.EXAMPLE_GEN, ids.TRANSFORM, ids.TRAINER, ids.EVALUATOR)
 SETTINGS = ["train.backbone=efficientnet_lite0", "train.image_size=96", "train.phase1_epochs=5", "train.phase2_epochs=1",
             "train.early_stopping_patience=0", "train.reduce_lr_patience=0",
             "eval.min_accuracy=0.3"]
@@ -74,11 +75,6 @@ def derive_images(base: int, scale: int, out: Path, seed: int = 0) -> int:
     return written
 
 
-def stage_times(output: str) -> Dict[str, float]:
-    return {name: float(t) for name, t in
-            re.findall(r"^\s+< (\S+)\s+([\d.]+) s$", output, flags=re.M)}
-
-
 def run(data: Path, home: Path, beam_mode: str = "in_memory", *extra: str) -> Dict:
     sets = [*SETTINGS, f"beam.direct_running_mode={beam_mode}",
             f"beam.direct_num_workers={2 if beam_mode == 'multi_processing' else 1}", *extra]
@@ -87,7 +83,7 @@ def run(data: Path, home: Path, beam_mode: str = "in_memory", *extra: str) -> Di
     result = measure(cmd)
     summary = result["output"].split("== summary ==")[-1].strip().splitlines()
     return {"wall_s": result["wall_s"], "rss_gb": result["rss_gb"],
-            "stages": stage_times(result["output"]),
+            "stages": last_run(home)["component_seconds"],
             "summary": [line for line in summary if line.startswith(("images:", "eval"))]}
 
 
@@ -167,13 +163,13 @@ def print_table(results: Dict[int, Dict], scales: List[int], multi: Dict, spille
           f"  {rss[-1] / rss[0]:6.2f}x")
     print(f"{'images':22}" + "".join(f"{results[s]['images']:9d}" for s in scales))
     print(f"(other components: {', '.join(others)})")
-    mem = results[hi]["stages"]["ImageExampleGen"]
-    mp = multi["stages"]["ImageExampleGen"]
+    mem = results[hi]["stages"][ids.EXAMPLE_GEN]
+    mp = multi["stages"][ids.EXAMPLE_GEN]
     print(f"\ningestion at {hi}x ({results[hi]['images']} images): multi_processing "
           f"(2 workers) {mp:.1f} s vs in_memory {mem:.1f} s: {mp / mem:.2f}x the time; "
           f"whole run {multi['wall_s'] / results[hi]['wall_s']:.2f}x, peak RSS "
           f"{multi['rss_gb']:.2f} vs {results[hi]['rss_gb']:.2f} GB")
-    trained, in_memory = spilled["stages"]["Trainer"], results[hi]["stages"]["Trainer"]
+    trained, in_memory = spilled["stages"][ids.TRAINER], results[hi]["stages"][ids.TRAINER]
     print(f"feature cache at {hi}x, spilled to disk (train.feature_cache_max_mb=1) vs in "
           f"memory: Trainer {trained:.1f} vs {in_memory:.1f} s: {trained / in_memory:.2f}x the "
           f"time; peak RSS {spilled['rss_gb']:.2f} vs {results[hi]['rss_gb']:.2f} GB; "

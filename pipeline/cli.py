@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log_path = _log_to_file(config, args.verbose)
     # TFX, TensorFlow and Beam: imported after the logging set-up, which they read.
     from pipeline.runners.local import run_local
-    from pipeline.run_summary import dump_summary
+    from pipeline.run_summary import LAST_RUN_FILE, dump_summary
     # The imported modules' millions of objects live until exit: out of the collector's
     # sight, full collections during the run only walk what the run creates (~3 s less).
     gc.freeze()
@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"imgpipe: full log in {log_path}", flush=True)
     summary = run_local(config)
     print("\n".join(["", "== summary =="] + summary.lines()), flush=True)
-    dump_summary(summary, os.path.join(config.home, "last_run_summary.json"))
+    dump_summary(summary, os.path.join(config.home, LAST_RUN_FILE))
     return 0
 
 

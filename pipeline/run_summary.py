@@ -18,6 +18,10 @@ from pipeline.config import PipelineConfig
 from trainer import contract
 
 
+# Where `imgpipe run` leaves the summary of its run, in home (dump_summary's JSON).
+LAST_RUN_FILE = "last_run_summary.json"
+
+
 @dataclasses.dataclass
 class RunSummary:
     run_id: str
@@ -45,6 +49,8 @@ class RunSummary:
     registry_version: Optional[str] = None
     registry_error: Optional[str] = None
     wall_seconds: float = 0.0
+    # component id -> seconds from its launch to its end, as the progress lines show them
+    component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
 
     def _baseline(self) -> str:
         if not self.had_baseline:

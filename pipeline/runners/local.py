@@ -3,7 +3,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Iterator, Optional, TextIO
+from typing import Dict, Iterator, Optional, TextIO
 
 from tfx.dsl.compiler import compiler
 from tfx.orchestration import metadata
@@ -17,8 +17,9 @@ from pipeline.run_summary import RunSummary, summarize_latest_run
 
 
 @contextlib.contextmanager
-def progress_lines(out: TextIO) -> Iterator[None]:
-    """Prints one line when each component starts and one with its time when it ends.
+def progress_lines(out: TextIO, seconds: Dict[str, float]) -> Iterator[None]:
+    """Prints one line when each component starts and one with its time when it ends,
+    and records that time in `seconds` (component id -> seconds).
 
     Hooks TFX's node launcher rather than its log lines: some executors (Transform)
     lower the logging level mid-run, which silenced log-based progress.
@@ -36,9 +37,10 @@ def progress_lines(out: TextIO) -> Iterator[None]:
         print(f"  > {name} ...", file=out, flush=True)
         started = time.monotonic()
         result = original_launch(self)
+        seconds[name] = time.monotonic() - started
         system = self._system_node_handler is not None  # pylint: disable=protected-access
         note = "" if system or id(self) in executed else " (cached)"
-        print(f"  < {name} {time.monotonic() - started:6.1f} s{note}", file=out, flush=True)
+        print(f"  < {name} {seconds[name]:6.1f} s{note}", file=out, flush=True)
         return result
 
     launcher.Launcher.launch = launch
@@ -63,8 +65,10 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
     ir = without_cache_for(compiler.Compiler().compile(pipeline))
-    with progress_lines(out):
+    seconds: Dict[str, float] = {}
+    with progress_lines(out, seconds):
         LocalDagRunner().run_with_ir(ir)
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
+    summary.component_seconds = seconds
     return summary
