@@ -134,7 +134,7 @@ def test_a_tiny_budget_spills_both_phases(records):
     classifier = model_lib.build_classifier(cfg, NUM_CLASSES)
     examples = phase_cache.Examples.read(records["train"], records["eval"])
     bottom = phase_cache.cache_bottom(classifier, cfg, examples)
-    phase1 = bottom.cache.derived[1]
+    phase1 = bottom.cache.derived.cache
     stores = [bottom.cache.train, bottom.cache.eval, phase1.train, phase1.eval]
     assert all(s.spilled for s in stores)
     assert [s.dtype for s in stores] == [np.float16] * 2 + [np.float32] * 2
