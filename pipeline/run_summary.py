@@ -25,6 +25,8 @@ class RunSummary:
     ingested: Optional[int] = None
     rejected: Optional[int] = None
     rejection_report: Optional[str] = None
+    near_duplicate_groups: Optional[int] = None  # groups of 2 or more ingested images
+    largest_near_duplicate_group: Optional[int] = None
     accuracy: Optional[float] = None
     accuracy_interval: Optional[List[float]] = None  # bootstrap, at interval_level
     # (class name, recall, its bootstrap interval or None), in class id order
@@ -63,6 +65,9 @@ class RunSummary:
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
+            *([f"near-duplicate groups: {self.near_duplicate_groups}, the largest of "
+               f"{self.largest_near_duplicate_group} images (each group in one split)"]
+              if self.near_duplicate_groups is not None else []),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -181,6 +186,10 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         summary.ingested = artifact_property(artifact, ingestion.INGESTED_COUNT)
         summary.rejected = artifact_property(artifact, ingestion.REJECTED_COUNT)
         summary.rejection_report = os.path.join(artifact.uri, ingestion.REJECTED_CSV)
+        summary.near_duplicate_groups = artifact_property(artifact,
+                                                          ingestion.NEAR_DUPLICATE_GROUPS)
+        summary.largest_near_duplicate_group = artifact_property(
+            artifact, ingestion.LARGEST_NEAR_DUPLICATE_GROUP)
     elif artifact.type == "ModelBlessing":
         _read_blessing(artifact, summary)
     elif artifact.type == "ModelEvaluation":

@@ -26,6 +26,11 @@ REJECTED_CSV = "rejected.csv"
 FILES_SEEN = "files_seen"
 INGESTED_COUNT = "ingested_count"
 REJECTED_COUNT = "rejected_count"
+NEAR_DUPLICATE_GROUPS = "near_duplicate_groups"  # groups of 2 or more ingested images
+LARGEST_NEAR_DUPLICATE_GROUP = "largest_near_duplicate_group"
+# Report-only keys: the distance used, and images kept despite a warning.
+NEAR_DUPLICATE_DISTANCE = "near_duplicate_distance"
+WARNINGS = "warnings"
 
 
 class ReportCombineFn(beam.CombineFn):

@@ -21,6 +21,7 @@ from tfx.utils import proto_utils  # noqa: E402
 
 from components.image_example_gen import component, executor, listing  # noqa: E402
 from components.image_example_gen import report as ingestion_report  # noqa: E402
+from components.image_example_gen import split_rule  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
 from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
@@ -226,9 +227,10 @@ def test_component_configuration():
     split_config = _proto(props["output_config"], example_gen_pb2.Output()).split_config
     assert [(s.name, s.hash_buckets) for s in split_config.splits] == \
         [(features.TRAIN_SPLIT, 3), (features.EVAL_SPLIT, 1)]
-    assert split_config.partition_feature_name == features.IMAGE_ID_KEY
+    assert not split_config.partition_feature_name  # the split rule places images
     custom = executor.parse_custom_config(props)
     assert checks.IngestionOptions.from_dict(custom) == _options()
+    assert custom[split_rule.PRIOR_INDEXES_KEY] == []
     assert custom[listing.LAYOUT_KEY] == listing.LAYOUT_FOLDER
     with_manifest = component.ImageExampleGen("/data", DataConfig(), manifest="labels.csv")
     manifest_input = _proto(with_manifest.exec_properties["input_config"], example_gen_pb2.Input())
