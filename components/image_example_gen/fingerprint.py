@@ -8,12 +8,18 @@ resize, a few percent of crop and a brightness change (a scale of all intensitie
 every coefficient and leaves the comparison with the median unchanged). Near-duplicates
 are fingerprints within a small Hamming distance (near_duplicates.py).
 
+An image smaller than the thumbnail on either side (e.g. 8x8 scans of digits) holds too
+little detail: distinct pictures fall within a few bits of each other. Such an image's
+fingerprint is the first 64 bits of the sha256 of its encoded bytes instead, so only its
+exact copies match.
+
 Fingerprints are unsigned 64-bit integers in Python; `to_int64` gives the signed form a
 tf.Example int64 feature stores, `to_hex` the 16 hex digits of fingerprints.tsv.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 from PIL import Image
@@ -33,8 +39,11 @@ def _dct_matrix() -> np.ndarray:
     return np.cos(np.pi * (2 * n[None, :] + 1) * n[:_LOW, None] / (2 * _THUMB))
 
 
-def fingerprint(image: Image.Image) -> int:
-    """The 64-bit DCT hash of a decoded image (any Pillow mode), as an unsigned int."""
+def fingerprint(image: Image.Image, encoded: bytes) -> int:
+    """The 64-bit DCT hash of a decoded image (any Pillow mode), as an unsigned int;
+    for an image under the thumbnail's size, 64 bits of the sha256 of `encoded`."""
+    if min(image.size) < _THUMB:
+        return int.from_bytes(hashlib.sha256(encoded).digest()[:BITS // 8], "big")
     gray = image.convert("F" if image.mode in _WIDE_MODES else "L")
     thumb = np.asarray(gray.resize((_THUMB, _THUMB), Image.BOX), dtype=np.float64)
     dct = _dct_matrix()

@@ -366,7 +366,7 @@ def _checked(image: Image.Image, encoded: bytes, fmt: str, normalised: str = "")
         channels = len(image.getbands())
     return CheckedImage(encoded=encoded, format=fmt, height=image.height, width=image.width,
                         channels=channels, normalised=normalised,
-                        fingerprint=fingerprint.fingerprint(image))
+                        fingerprint=fingerprint.fingerprint(image, encoded))
 
 
 @functools.lru_cache(maxsize=None)

@@ -105,7 +105,7 @@ def test_groups_land_whole_in_one_split_and_keep_it_later(tmp_path):
 def test_an_image_bridging_earlier_splits_is_rejected(tmp_path):
     root = tmp_path / "data"
     _burst_tree(root, seeds=(0, 1))
-    value = fp.fingerprint(photo(0))
+    value = fp.fingerprint(photo(0), b"")
     # An earlier run placed two near-duplicates of photo 0, 8 bits apart, in both splits.
     apart = value ^ 0xFF
     prior = [rule.IndexRow("old/train.jpg", "1" * 64, value ^ 0x0F, "1" * 64, "train", "cat"),
