@@ -57,6 +57,12 @@ class RunSummary:
             return f"baseline {name}"
         return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
 
+    def _near_duplicates(self) -> str:
+        if not self.near_duplicate_groups:
+            return "near-duplicate groups: none"
+        return (f"near-duplicate groups: {self.near_duplicate_groups}, the largest of "
+                f"{self.largest_near_duplicate_group} images (each group in one split)")
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
@@ -65,9 +71,7 @@ class RunSummary:
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
-            *([f"near-duplicate groups: {self.near_duplicate_groups}, the largest of "
-               f"{self.largest_near_duplicate_group} images (each group in one split)"]
-              if self.near_duplicate_groups is not None else []),
+            *([self._near_duplicates()] if self.near_duplicate_groups is not None else []),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")

@@ -9,8 +9,8 @@ these candidates are compared on all 64 bits. The result is exactly the set of p
 comparison of all pairs finds (tested against it); the work grows with the number of
 images times the images sharing a band value, about n * n / 65,536 per probe.
 
-Groups are the connected components of the pairs (union-find): a chain of near-copies,
-e.g. a burst, is one group even when its ends are further apart than k.
+Groups are the connected components of the pairs (union-find, vectorised): a chain of
+near-copies, e.g. a burst, is one group even when its ends are further apart than k.
 """
 from __future__ import annotations
 
@@ -85,18 +85,19 @@ def near_pairs(fingerprints: Sequence[int], max_distance: int) -> np.ndarray:
 
 
 def components(count: int, pairs: np.ndarray) -> np.ndarray:
-    """Union-find over `count` nodes joined by `pairs`: each node's root (the smallest
-    position of its component)."""
-    parent = list(range(count))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving
-            x = parent[x]
-        return x
-
-    for a, b in pairs.tolist():
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([root(x) for x in range(count)], dtype=np.int64)
+    """Each node's root, the smallest position of its connected component: union-find
+    run on all pairs at once (every pair hooks the larger of its two roots under the
+    smaller, then paths are compressed), repeated until every pair shares a root."""
+    parent = np.arange(count, dtype=np.int64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    a, b = pairs[:, 0], pairs[:, 1]
+    while True:
+        root_a, root_b = parent[a], parent[b]
+        if (root_a == root_b).all():
+            return parent
+        np.minimum.at(parent, np.maximum(root_a, root_b), np.minimum(root_a, root_b))
+        while True:  # path compression: parent <- grandparent until parents are roots
+            grandparent = parent[parent]
+            if (grandparent == parent).all():
+                break
+            parent = grandparent

@@ -186,18 +186,21 @@ def plan_splits(members: Sequence[Member], prior: Sequence[IndexRow],
     """The placement of every member (this run's accepted images) by the rule above."""
     nodes = _nodes(members, prior)
     pairs = near_duplicates.near_pairs([n.fingerprint for n in nodes], settings.max_distance)
-    neighbours: Dict[int, Set[int]] = collections.defaultdict(set)
-    for a, b in pairs.tolist():
-        neighbours[a].add(b)
-        neighbours[b].add(a)
     plan = Plan()
     rejected: Set[int] = set()
 
-    for i, node in enumerate(nodes):
-        others = [j for j in neighbours[i] if nodes[j].label != node.label]
-        if not node.new or not others:
+    label_ids = np.unique([n.label for n in nodes], return_inverse=True)[1] if nodes else \
+        np.zeros(0, np.int64)
+    across = pairs[label_ids[pairs[:, 0]] != label_ids[pairs[:, 1]]].tolist()
+    other_labels: Dict[int, List[int]] = collections.defaultdict(list)
+    for a, b in across:
+        other_labels[a].append(b)
+        other_labels[b].append(a)
+    for i in sorted(other_labels, key=lambda i: nodes[i].image_id):
+        node = nodes[i]
+        if not node.new:
             continue
-        detail = f"near-duplicate of {_named(nodes, others)}: labels disagree"
+        detail = f"near-duplicate of {_named(nodes, other_labels[i])}: labels disagree"
         if settings.conflicting_action == CONFLICT_REJECT:
             rejected.add(i)
             plan.placements[node.image_id] = Placement(
@@ -208,17 +211,19 @@ def plan_splits(members: Sequence[Member], prior: Sequence[IndexRow],
                                   "detail": detail})
 
     def kept_pairs() -> np.ndarray:
-        keep = [(a, b) for a, b in pairs.tolist() if a not in rejected and b not in rejected]
-        return np.array(keep, dtype=np.int64).reshape(-1, 2)
+        if not rejected:
+            return pairs
+        out = np.array(sorted(rejected), dtype=np.int64)
+        return pairs[~(np.isin(pairs[:, 0], out) | np.isin(pairs[:, 1], out))]
 
     roots = near_duplicates.components(len(nodes), kept_pairs())
-    linked = _reject_bridges(nodes, neighbours, roots, rejected, plan)
+    linked = _reject_bridges(nodes, kept_pairs(), roots, rejected, plan)
     roots = near_duplicates.components(len(nodes), kept_pairs())
     _place(nodes, roots, rejected, linked, settings, plan)
     return plan
 
 
-def _reject_bridges(nodes: List[_Node], neighbours: Dict[int, Set[int]], roots: np.ndarray,
+def _reject_bridges(nodes: List[_Node], pairs: np.ndarray, roots: np.ndarray,
                     rejected: Set[int], plan: Plan) -> Dict[int, str]:
     """Rule 3: in a group holding earlier images of both splits, the new images
     connected (through new images) to both are rejected; the others take the split of
@@ -231,6 +236,10 @@ def _reject_bridges(nodes: List[_Node], neighbours: Dict[int, Set[int]], roots: 
     linked: Dict[int, str] = {}
     if not mixed:
         return linked
+    neighbours: Dict[int, Set[int]] = collections.defaultdict(set)
+    for a, b in pairs[np.isin(roots[pairs[:, 0]], list(mixed))].tolist():
+        neighbours[a].add(b)
+        neighbours[b].add(a)
     free = [i for i, n in enumerate(nodes)
             if int(roots[i]) in mixed and not n.fixed_split and i not in rejected]
     free_set = set(free)

@@ -142,3 +142,10 @@ def test_near_duplicates_under_different_labels(tmp_path, action):
         assert len({splits[i] for i in cat_group}) == 1
         warned = {w["file"] for w in report["warnings"]}
         assert warned == (cat_group if action == rule.CONFLICT_WARN else set())
+
+
+def test_a_missing_prior_index_is_named(tmp_path):
+    missing = str(tmp_path / "span-3" / rule.INDEX_FILE)
+    with pytest.raises(ValueError, match=f"prior_fingerprint_indexes: no such fingerprint "
+                                         f"index {missing}"):
+        executor.prior_indexes({rule.PRIOR_INDEXES_KEY: [missing]})

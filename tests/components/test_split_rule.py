@@ -4,6 +4,8 @@ import hashlib
 import pytest
 
 from components.image_example_gen import split_rule as rule
+from components.image_example_gen.config import DataConfig
+from trainer.config_fields import ConfigError
 from trainer import features
 
 TRAIN, EVAL = features.TRAIN_SPLIT, features.EVAL_SPLIT
@@ -115,3 +117,14 @@ def test_index_file_round_trips_and_names_bad_lines(tmp_path):
         rule.parse_index("path\tlabel\n", "x.tsv")
     with pytest.raises(ValueError, match="not found"):
         rule.read_index(str(tmp_path / "missing.tsv"))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("near_duplicate_distance", 25, "'data.near_duplicate_distance': expected an integer in"),
+    ("near_duplicate_distance", -1, "'data.near_duplicate_distance'"),
+    ("conflicting_near_duplicates", "drop",
+     "'data.conflicting_near_duplicates': expected reject | keep | warn"),
+])
+def test_config_errors_name_the_field(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(**{field: value}).validate()
