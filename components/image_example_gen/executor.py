@@ -141,12 +141,39 @@ def plan_splits(members: List[split_rule.Member], prior_uris: List[str],
     return split_rule.plan_splits(members, prior, settings)
 
 
-def apply_placement(outcome: Outcome, plan: split_rule.Plan) -> Tuple[str, Outcome]:
-    """(split, outcome), or ("", the rejected outcome)."""
+class MembersCombineFn(beam.CombineFn):
+    """Accepted outcomes -> the split rule's members (ids, hashes, fingerprints, labels)."""
+
+    def create_accumulator(self) -> List[split_rule.Member]:
+        return []
+
+    def add_input(self, members: List[split_rule.Member], outcome: Outcome
+                  ) -> List[split_rule.Member]:
+        if outcome.accepted:
+            members.append(split_rule.Member(outcome.image_id, outcome.sha256,
+                                             outcome.image.fingerprint, outcome.label))
+        return members
+
+    def merge_accumulators(self, accumulators: Iterable[List[split_rule.Member]]
+                           ) -> List[split_rule.Member]:
+        return [m for members in accumulators for m in members]
+
+    def extract_output(self, members: List[split_rule.Member]) -> List[split_rule.Member]:
+        return members
+
+
+def place(outcome: Outcome, plan: split_rule.Plan) -> Iterator[Any]:
+    """The outcome (rejected if the rule says so) on the main output, and an accepted
+    image's example on the output named after its split."""
+    if not outcome.accepted:
+        yield outcome
+        return
     placement = plan.placements[outcome.image_id]
     if placement.reason:
-        return "", outcome.rejected(placement.reason, placement.detail)
-    return placement.split, outcome
+        yield outcome.rejected(placement.reason, placement.detail)
+        return
+    yield outcome
+    yield beam.pvalue.TaggedOutput(placement.split, to_example(outcome))
 
 
 def with_near_duplicates(report: Dict[str, Any], plan: split_rule.Plan,
@@ -158,13 +185,15 @@ def with_near_duplicates(report: Dict[str, Any], plan: split_rule.Plan,
 
 
 # -- the Beam transform ---------------------------------------------------------------------
+_OUTCOMES = "outcomes"
+
+
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(Tuple[str, tf.train.Example])
 def _ImagesToExample(  # pylint: disable=invalid-name
         pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-        split_pattern: str) -> beam.pvalue.PCollection:
-    """Lists, checks, de-duplicates and places the images: (split name, example) pairs.
+        split_pattern: str) -> Dict[str, beam.pvalue.PCollection]:
+    """Lists, checks, de-duplicates and places the images: {split name: examples}.
     Writes the report and the fingerprint index as side branches."""
     custom = parse_custom_config(exec_properties)
     options = IngestionOptions.from_dict(custom)
@@ -182,21 +211,18 @@ def _ImagesToExample(  # pylint: disable=invalid-name
                    if isinstance(item, Candidate) else item))
     accepted, rejected = checked | "SplitAccepted" >> beam.Partition(
         lambda outcome, _: 0 if outcome.accepted else 1, 2)
-    unique, duplicates = (accepted
-                          | "KeyByContent" >> beam.Map(lambda o: (o.sha256, o))
-                          | "GroupByContent" >> beam.GroupByKey()
-                          | "ResolveDuplicates" >> beam.FlatMap(resolve_duplicates)
-                          | "SplitUnique" >> beam.Partition(
-                              lambda outcome, _: 0 if outcome.accepted else 1, 2))
+    deduplicated = (accepted
+                    | "KeyByContent" >> beam.Map(lambda o: (o.sha256, o))
+                    | "GroupByContent" >> beam.GroupByKey()
+                    | "ResolveDuplicates" >> beam.FlatMap(resolve_duplicates))
     # Only ids, hashes and labels meet in one place; the image bytes stay where they are.
-    plan = (unique
-            | "ToMember" >> beam.Map(lambda o: split_rule.Member(
-                o.image_id, o.sha256, o.image.fingerprint, o.label))
-            | "GatherFingerprints" >> beam.combiners.ToList()
+    plan = (deduplicated
+            | "GatherFingerprints" >> beam.CombineGlobally(MembersCombineFn())
             | "PlanSplits" >> beam.Map(plan_splits, prior_uris, settings))
-    placed = unique | "ApplySplits" >> beam.Map(apply_placement, beam.pvalue.AsSingleton(plan))
-    outcomes = ((placed | "Outcomes" >> beam.Values(), duplicates, rejected)
-                | "AllOutcomes" >> beam.Flatten())
+    placed = deduplicated | "Place" >> beam.FlatMap(
+        place, beam.pvalue.AsSingleton(plan)).with_outputs(*split_rule.SPLITS,
+                                                           main=_OUTCOMES)
+    outcomes = (placed[_OUTCOMES], rejected) | "AllOutcomes" >> beam.Flatten()
 
     report_dir = exec_properties.get(_REPORT_DIR_KEY)
     if report_dir:
@@ -207,9 +233,7 @@ def _ImagesToExample(  # pylint: disable=invalid-name
              | "WriteReport" >> beam.Map(ingestion_report.write_report, report_dir))
         _ = plan | "WriteIndex" >> beam.Map(lambda p: split_rule.write_index(p.rows,
                                                                              report_dir))
-    return (placed
-            | "KeepAccepted" >> beam.Filter(lambda placed_outcome: placed_outcome[1].accepted)
-            | "ToExample" >> beam.MapTuple(lambda split, o: (split, to_example(o))))
+    return {split: placed[split] for split in split_rule.SPLITS}
 
 
 # -- the executor ---------------------------------------------------------------------------
@@ -217,7 +241,7 @@ class Executor(BaseExampleGenExecutor):
     """FileBasedExampleGen executor for image folders and CSV manifests."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        """(split name, example) pairs: the split is decided by the split rule."""
+        """{split name: examples}: the split rule, not a hash per example, decides."""
         return _ImagesToExample
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
@@ -229,13 +253,8 @@ class Executor(BaseExampleGenExecutor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
                                   input_config)
         exec_properties["_beam_pipeline_args"] = self._beam_pipeline_args or []
-        placed = pipeline | "InputToRecord" >> _ImagesToExample(  # pylint: disable=no-value-for-parameter
+        return pipeline | "InputToRecord" >> _ImagesToExample(  # pylint: disable=no-value-for-parameter
             exec_properties, input_config.splits[0].pattern)
-        names = list(split_rule.SPLITS)
-        parts = placed | "SplitData" >> beam.Partition(
-            lambda split_and_example, _: names.index(split_and_example[0]), len(names))
-        return {name: parts[i] | f"Examples[{name}]" >> beam.Values()
-                for i, name in enumerate(names)}
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
