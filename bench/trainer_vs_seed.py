@@ -16,8 +16,9 @@ the same top of the base unfrozen. Per data set:
   ours frozen-only; --scratch NAMES: the same network from random weights, every layer
   trainable, for the whole budget (the slowest run by far).
 
-The split is ingestion's: TFX's own partition function on the `image_id` feature (the
-path relative to the data root), with ImageExampleGen's buckets (8 + 2). Val accuracy is each model's
+The split is ingestion's: each file goes through ImageExampleGen's checks (which compute
+its fingerprint) and the split rule places the near-duplicate groups (the defaults:
+distance 10, 8 + 2 buckets). Val accuracy is each model's
 own accuracy on the eval split through its own input pipeline. Ours restores the weights
 of its lowest val_loss epoch (selected on that same split), so its last-epoch val
 accuracy is printed too. Wall time: building the model and training (both sides read
@@ -45,6 +46,8 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from components.image_example_gen import image_checks as checks, listing, split_rule  # noqa: E402
+from components.image_example_gen.component import ingestion_options  # noqa: E402
 from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer.train_config import TrainConfig  # noqa: E402
 from trainer import (backbones, data, efficientnet_lite, features, model as model_lib,  # noqa: E402
@@ -91,25 +94,27 @@ class Run:
 def list_images(root: Path) -> List[Tuple[str, str]]:
     """(image_id, label) of the files ingestion lists (listing.list_folder) with one of
     EXTENSIONS."""
-    from components.image_example_gen import image_checks, listing
-
     return sorted((c.image_id, c.label) for c in listing.list_folder(str(root))
-                  if isinstance(c, image_checks.Candidate)
+                  if isinstance(c, checks.Candidate)
                   and os.path.splitext(c.image_id)[1].lower() in EXTENSIONS)
 
 
-def is_train(image_id: str, split: DataConfig) -> bool:
-    """Ingestion's split of an image: TFX's ExampleGen partition on its image id, with
-    the buckets ImageExampleGen configures (component.py)."""
-    from tfx.components.example_gen import base_example_gen_executor as tfx_gen
-    from tfx.proto import example_gen_pb2
-
-    config = example_gen_pb2.SplitConfig(partition_feature_name=features.IMAGE_ID_KEY)
-    buckets = [split.train_buckets, split.train_buckets + split.eval_buckets]
-    example = tf.train.Example(features=tf.train.Features(feature={
-        features.IMAGE_ID_KEY: tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[image_id.encode()]))}))
-    return tfx_gen._PartitionFn(example, 2, buckets, config) == 0  # noqa: SLF001
+def ingestion_splits(root: Path, images: List[Tuple[str, str]]) -> Dict[str, str]:
+    """{image_id: split} as ImageExampleGen places these images with the defaults."""
+    options = checks.IngestionOptions.from_dict(ingestion_options(DataConfig()))
+    members = []
+    for image_id, label in images:
+        outcome = checks.check_candidate(
+            checks.Candidate(image_id, label, "", str(root / image_id)), options)
+        if not outcome.accepted:
+            raise ValueError(f"{image_id}: {outcome.reason} ({outcome.detail})")
+        members.append(split_rule.Member(image_id, outcome.sha256, outcome.image.fingerprint,
+                                         label))
+    settings = split_rule.Settings(options.near_duplicate_distance, DataConfig().train_buckets,
+                                   DataConfig().eval_buckets,
+                                   options.conflicting_near_duplicates)
+    plan = split_rule.plan_splits(members, [], settings)
+    return {image_id: p.split for image_id, p in plan.placements.items() if p.split}
 
 
 # -- inputs for both recipes -----------------------------------------------------------------
@@ -227,9 +232,9 @@ def bench_case(name: str, case: Case, work: Path, scratch: bool, ablations: bool
                ) -> Dict[str, Run]:
     root = SHARED / "images" / case.folder
     images = list_images(root)
-    split = DataConfig()
-    train = [i for i in images if is_train(i[0], split)]
-    val = [i for i in images if not is_train(i[0], split)]
+    splits = ingestion_splits(root, images)
+    train = [i for i in images if splits.get(i[0]) == features.TRAIN_SPLIT]
+    val = [i for i in images if splits.get(i[0]) == features.EVAL_SPLIT]
     labels = sorted({label for _, label in images})
     print(f"\n=== {name}: {len(train)} train / {len(val)} eval images, {len(labels)} classes, "
           f"{case.image_size} px, epochs {case.phase1_epochs} + {case.phase2_epochs}",

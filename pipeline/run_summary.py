@@ -30,6 +30,8 @@ class RunSummary:
     ingested: Optional[int] = None
     rejected: Optional[int] = None
     rejection_report: Optional[str] = None
+    near_duplicate_groups: Optional[int] = None  # groups of 2 or more ingested images
+    largest_near_duplicate_group: Optional[int] = None
     accuracy: Optional[float] = None
     accuracy_interval: Optional[List[float]] = None  # bootstrap, at interval_level
     # (class name, recall, its bootstrap interval or None), in class id order
@@ -62,6 +64,12 @@ class RunSummary:
             return f"baseline {name}"
         return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
 
+    def _near_duplicates(self) -> str:
+        if not self.near_duplicate_groups:
+            return "near-duplicate groups: none"
+        return (f"near-duplicate groups: {self.near_duplicate_groups}, the largest of "
+                f"{self.largest_near_duplicate_group} images (each group in one split)")
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
@@ -70,6 +78,7 @@ class RunSummary:
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
+            *([self._near_duplicates()] if self.near_duplicate_groups is not None else []),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -188,6 +197,10 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         summary.ingested = artifact_property(artifact, ingestion.INGESTED_COUNT)
         summary.rejected = artifact_property(artifact, ingestion.REJECTED_COUNT)
         summary.rejection_report = os.path.join(artifact.uri, ingestion.REJECTED_CSV)
+        summary.near_duplicate_groups = artifact_property(artifact,
+                                                          ingestion.NEAR_DUPLICATE_GROUPS)
+        summary.largest_near_duplicate_group = artifact_property(
+            artifact, ingestion.LARGEST_NEAR_DUPLICATE_GROUP)
     elif artifact.type == "ModelBlessing":
         _read_blessing(artifact, summary)
     elif artifact.type == "ModelEvaluation":

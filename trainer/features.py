@@ -14,10 +14,13 @@ CHANNELS_KEY = "channels"
 FORMAT_KEY = "format"  # "JPEG" / "PNG" as sniffed from the bytes, not the extension
 SIZE_BUCKET_KEY = "size_bucket"  # "small" / "medium" / "large", for evaluation slices
 SOURCE_DIR_KEY = "source_dir"  # first folder under the class folder ("" when none)
+# 64-bit perceptual hash of the pixels (signed int64 of the same bits); ingestion's split
+# rule groups near-duplicates by it. Transform and the model ignore it.
+FINGERPRINT_KEY = "image/fingerprint"
 
 STRING_FEATURES = (IMAGE_KEY, LABEL_KEY, IMAGE_ID_KEY, FORMAT_KEY, SIZE_BUCKET_KEY,
                    SOURCE_DIR_KEY)
-INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY)
+INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY, FINGERPRINT_KEY)
 
 # Transformed features (Transform output, Trainer input).
 TRANSFORMED_IMAGE_KEY = IMAGE_KEY  # passed through unchanged

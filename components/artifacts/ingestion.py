@@ -6,3 +6,5 @@ REJECTED_CSV = "rejected.csv"
 FILES_SEEN = "files_seen"
 INGESTED_COUNT = "ingested_count"
 REJECTED_COUNT = "rejected_count"
+NEAR_DUPLICATE_GROUPS = "near_duplicate_groups"  # groups of 2 or more ingested images
+LARGEST_NEAR_DUPLICATE_GROUP = "largest_near_duplicate_group"

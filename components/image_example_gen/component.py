@@ -4,20 +4,23 @@
     example_gen = ImageExampleGen(input_base="data", data=config.data, manifest="labels.csv")
 
 The ingestion knobs travel in custom_config (a google.protobuf.Struct of
-`ingestion_options(...)`), the train/eval split in output_config, hashed on the image id.
+`ingestion_options(...)`, plus `prior_fingerprint_indexes`: the fingerprints.tsv of
+earlier runs or spans, whose placements the split rule honours), the split names and
+sizes in output_config (hash_buckets); the executor places images by near-duplicate
+group (split_rule.py), not by TFX's per-example hash.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from google.protobuf import any_pb2, struct_pb2
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.image_example_gen import executor, listing
+from components.image_example_gen import executor, listing, split_rule
 from components.image_example_gen.config import DataConfig
 from components.image_example_gen.image_checks import IngestionOptions
 from trainer import features
@@ -52,7 +55,8 @@ def _custom_config(values: Dict[str, Any]) -> example_gen_pb2.CustomConfig:
 
 
 def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-name
-                    manifest: Optional[str] = None) -> FileBasedExampleGen:
+                    manifest: Optional[str] = None,
+                    prior_fingerprint_indexes: Sequence[str] = ()) -> FileBasedExampleGen:
     """ExampleGen over root/<label>/<file> images, or over a CSV manifest in input_base.
 
     Args:
@@ -60,6 +64,8 @@ def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-
         paths are relative to it).
       data: DataConfig, or a dict of its fields.
       manifest: the manifest's file name inside input_base; None for the folder layout.
+      prior_fingerprint_indexes: URIs of fingerprints.tsv files of earlier runs or spans:
+        their images keep their splits and new near-duplicates join them.
     """
     if manifest is not None and (os.path.basename(manifest) != manifest
                                  or _GLOB_CHARS & set(manifest) or not manifest):
@@ -74,12 +80,13 @@ def ImageExampleGen(input_base: str, data: DataLike,  # pylint: disable=invalid-
                                               hash_buckets=config.train_buckets),
             example_gen_pb2.SplitConfig.Split(name=features.EVAL_SPLIT,
                                               hash_buckets=config.eval_buckets),
-        ],
-        partition_feature_name=features.IMAGE_ID_KEY))
+        ]))
+    custom = {**ingestion_options(config, manifest),
+              split_rule.PRIOR_INDEXES_KEY: list(prior_fingerprint_indexes)}
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=input_config,
         output_config=output_config,
-        custom_config=_custom_config(ingestion_options(config, manifest)),
+        custom_config=_custom_config(custom),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     )

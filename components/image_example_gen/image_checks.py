@@ -38,7 +38,9 @@ rejected as `unsupported_format` instead.
 
 Stored metadata describes the stored bytes: height/width after any rotation, and
 channels as Pillow counts the bands of the stored mode (L and I;16: 1, RGB: 3,
-RGBA and CMYK: 4; a palette image counts its palette's colour channels, 3 or 4).
+RGBA and CMYK: 4; a palette image counts its palette's colour channels, 3 or 4), and
+the perceptual fingerprint (fingerprint.py) is computed from the pixels Pillow decoded
+for step 5, so near-duplicate detection reads and decodes nothing more.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ import tensorflow as tf
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tfx.dsl.io import fileio
 
+from components.image_example_gen import fingerprint
 from trainer import image_ops
 from trainer.files import is_remote
 
@@ -103,6 +106,8 @@ class IngestionOptions:
     min_side: int
     max_aspect_ratio: float
     max_rejected_fraction: float
+    near_duplicate_distance: int
+    conflicting_near_duplicates: str
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "IngestionOptions":
@@ -118,6 +123,8 @@ class IngestionOptions:
             min_side=int(values["min_side"]),
             max_aspect_ratio=float(values["max_aspect_ratio"]),
             max_rejected_fraction=float(values["max_rejected_fraction"]),
+            near_duplicate_distance=int(values["near_duplicate_distance"]),
+            conflicting_near_duplicates=str(values["conflicting_near_duplicates"]),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -143,6 +150,7 @@ class CheckedImage:
     width: int
     channels: int
     normalised: str = ""  # a human explanation when `encoded` is not the original file
+    fingerprint: int = 0  # perceptual hash of the stored pixels (fingerprint.py), unsigned
 
     @property
     def size_bucket(self) -> str:
@@ -358,7 +366,8 @@ def _checked(image: Image.Image, encoded: bytes, fmt: str, normalised: str = "")
     else:
         channels = len(image.getbands())
     return CheckedImage(encoded=encoded, format=fmt, height=image.height, width=image.width,
-                        channels=channels, normalised=normalised)
+                        channels=channels, normalised=normalised,
+                        fingerprint=fingerprint.fingerprint(image, encoded))
 
 
 @functools.lru_cache(maxsize=None)

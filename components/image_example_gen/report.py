@@ -22,6 +22,9 @@ from components.image_example_gen.image_checks import Outcome
 from components.image_example_gen.listing import join
 from trainer.files import replace_text
 
+# Report-only keys: the distance used, and images kept despite a warning.
+NEAR_DUPLICATE_DISTANCE = "near_duplicate_distance"
+WARNINGS = "warnings"
 
 
 class ReportCombineFn(beam.CombineFn):

@@ -19,8 +19,9 @@ from tfx.proto import example_gen_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
+from components.artifacts import ingestion  # noqa: E402
 from components.image_example_gen import component, executor, listing  # noqa: E402
-from components.image_example_gen import report as ingestion_report  # noqa: E402
+from components.image_example_gen import split_rule  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
 from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
@@ -84,7 +85,7 @@ def _run(input_base: Path, out_dir: Path, manifest: Optional[str] = None,
     examples.uri = str(out_dir)
     example_gen = component.ImageExampleGen(str(input_base), data_fields, manifest=manifest)
     executor.Executor().Do({}, {"examples": [examples]}, _exec_properties(example_gen))
-    return examples, json.loads((out_dir / ingestion_report.REPORT_FILE).read_text())
+    return examples, json.loads((out_dir / ingestion.REPORT_FILE).read_text())
 
 
 def _read_examples(uri: Path) -> Dict[str, Dict[str, tf.train.Example]]:
@@ -226,9 +227,10 @@ def test_component_configuration():
     split_config = _proto(props["output_config"], example_gen_pb2.Output()).split_config
     assert [(s.name, s.hash_buckets) for s in split_config.splits] == \
         [(features.TRAIN_SPLIT, 3), (features.EVAL_SPLIT, 1)]
-    assert split_config.partition_feature_name == features.IMAGE_ID_KEY
+    assert not split_config.partition_feature_name  # the split rule places images
     custom = executor.parse_custom_config(props)
     assert checks.IngestionOptions.from_dict(custom) == _options()
+    assert custom[split_rule.PRIOR_INDEXES_KEY] == []
     assert custom[listing.LAYOUT_KEY] == listing.LAYOUT_FOLDER
     with_manifest = component.ImageExampleGen("/data", DataConfig(), manifest="labels.csv")
     manifest_input = _proto(with_manifest.exec_properties["input_config"], example_gen_pb2.Input())
@@ -309,7 +311,7 @@ def test_executor_on_folder_tree(tmp_path):
     assert "dogs/d.jpg" in details["dogs/d_copy.jpg"]
     assert "dogs/x_copy.jpg" in details["cats/x.jpg"]
     _assert_accounted(report, examples)
-    with open(out / ingestion_report.REJECTED_CSV, newline="") as f:
+    with open(out / ingestion.REJECTED_CSV, newline="") as f:
         assert list(csv.DictReader(f)) == report["rejected"]
     assert not list(out.glob("*.tmp"))
 
@@ -373,8 +375,8 @@ def test_too_many_rejections_fail_with_the_fraction_and_report(tmp_path):
         _run(root, out, max_rejected_fraction=0.2)
     message = str(failure.value)
     assert "0.500" in message and "max_rejected_fraction=0.2" in message
-    assert "zero_bytes=2" in message and str(out / ingestion_report.REPORT_FILE) in message
-    report = json.loads((out / ingestion_report.REPORT_FILE).read_text())
+    assert "zero_bytes=2" in message and str(out / ingestion.REPORT_FILE) in message
+    report = json.loads((out / ingestion.REPORT_FILE).read_text())
     assert (report["files_seen"], report["ingested"]) == (4, 2)
 
 
@@ -459,13 +461,22 @@ def test_flowers5_full_ingestion(tmp_path):
     conflicting = {f"{label}/{name}" for label in ("rose", "tulip") for name in (
         "15922772266_1167a06620.jpg", "17104364030_ee31ee279b_n.jpg",
         "17291451621_0e39f08b9e_n.jpg", "17291930305_79deae6a90_n.jpg")}
-    assert _rejections(report) == {
+    rejections = _rejections(report)
+    near = {f for f, reason in rejections.items()
+            if reason == split_rule.REASON_CONFLICTING_NEAR_DUPLICATE}
+    assert {f: r for f, r in rejections.items() if f not in near} == {
         **{f: checks.REASON_CONFLICTING_DUPLICATE for f in conflicting},
         "sunflower/15066430311_fb57fa92b0_m.jpg": checks.REASON_DUPLICATE,
         "sunflower/15072973261_73e2912ef2_n.jpg": checks.REASON_DUPLICATE,
     }
-    assert report["files_seen"] == 4317 and report["ingested"] == 4317 - 10
-    assert report["ingested_by_label"] == {"daisy": 764, "dandelion": 1052, "rose": 780,
-                                           "sunflower": 731, "tulip": 980}
+    # At the default distance (10), 11 pairs of distinct low-resolution photos under
+    # different labels come within it (the README's precision figures): 21 images rejected.
+    assert len(near) == 21
+    details = {r["file"]: r["detail"] for r in report["rejected"]}
+    assert all(f.split("/")[0] not in details[f].split(":")[0] for f in near)
+    assert (report["near_duplicate_groups"], report["largest_near_duplicate_group"]) == (40, 5)
+    assert report["files_seen"] == 4317 and report["ingested"] == 4317 - 10 - 21
+    assert report["ingested_by_label"] == {"daisy": 759, "dandelion": 1046, "rose": 775,
+                                           "sunflower": 729, "tulip": 977}
     _assert_accounted(report, examples)
-    assert len(_all_examples(tmp_path / "out")) == 4307
+    assert len(_all_examples(tmp_path / "out")) == 4317 - 10 - 21
