@@ -10,9 +10,11 @@ from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher
 
+from components.image_example_gen.span_names import split_span_source
+from components.span_listing.executor import listing as span_listing
 from pipeline import data_source
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline, without_cache_for
+from pipeline.pipeline import NEVER_CACHED_LOCALLY, create_pipeline, without_cache_for
 from pipeline.run_summary import RunSummary, summarize_latest_run
 
 
@@ -55,14 +57,18 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     out = out or sys.stdout
     start = time.monotonic()
     data_root, manifest = data_source.resolve(config)
+    # Listed here, before the run: TFX's cache keys SpanListing on this value (see
+    # pipeline.NEVER_CACHED_LOCALLY).
+    listing = span_listing(data_root, split_span_source(config.data.source)[1],
+                           config.data.window_spans)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, data_root, manifest,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(
-            config.metadata_path))
+            config.metadata_path), span_listing=listing)
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
-    ir = without_cache_for(compiler.Compiler().compile(pipeline))
+    ir = without_cache_for(compiler.Compiler().compile(pipeline), NEVER_CACHED_LOCALLY)
     with progress_lines(out):
         LocalDagRunner().run_with_ir(ir)
     summary = summarize_latest_run(config)

@@ -1,6 +1,6 @@
 """create_pipeline(config): the one DAG every runner uses. Pure: builds, runs nothing.
 
-ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
+SpanListing -> ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
 -> LatestBlessedModel (the baseline) -> Evaluator -> Pusher
 """
 import hashlib
@@ -22,15 +22,22 @@ import trainer
 from components.evaluator.component import Evaluator
 from components.evaluator.tfma_config import eval_config
 from components.image_example_gen.component import ImageExampleGen
+from components.image_example_gen.span_names import split_span_source
 from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
+from components.span_listing.component import SpanListing
 from pipeline.config import PipelineConfig
 from trainer import features
 
 BASELINE_ID = "LatestBlessedModel"
+SPAN_LISTING_ID = "SpanListing"
 # Nodes whose answer depends on the world, not on their inputs: never taken from the cache
-# (TFX sets caching per pipeline; the runners apply this per node).
-NEVER_CACHED = (BASELINE_ID,)
+# (TFX sets caching per pipeline; the runners apply this per node). The local runner lists
+# the spans itself before a run and hands the listing to SpanListing, which TFX's cache
+# then keys on: there only the baseline lookup must always run.
+NEVER_CACHED = (BASELINE_ID, SPAN_LISTING_ID)
+NEVER_CACHED_LOCALLY = (BASELINE_ID,)
+SPAN_STORE_DIR = "spans"  # under the pipeline root: each span ingested once
 
 
 def source_fingerprint(package: Any) -> str:
@@ -103,18 +110,34 @@ def _absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
+def span_store(pipeline_root: str) -> str:
+    return os.path.join(pipeline_root, SPAN_STORE_DIR) if "://" not in pipeline_root \
+        else pipeline_root.rstrip("/") + "/" + SPAN_STORE_DIR
+
+
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,
                     metadata_connection_config: Any = None,
-                    runtime_parameters: bool = False) -> tfx_pipeline.Pipeline:
+                    runtime_parameters: bool = False, span_listing: str = "",
+                    pipeline_root: Optional[str] = None) -> tfx_pipeline.Pipeline:
     """The full DAG for `config`, reading images from `data_root` (or its `manifest`).
 
-    Runners add what is theirs: the local one an MLMD sqlite connection; on Kubeflow the
-    cluster's MLMD is used and the argument stays None, and `runtime_parameters` turns
-    the values of runtime_parameter_values() into parameters a run may override.
+    Runners add what is theirs: the local one an MLMD sqlite connection and the span
+    listing it made before the run (SpanListing's `precomputed`); on Kubeflow the
+    cluster's MLMD is used and the argument stays None, SpanListing lists the spans in
+    the run, and `runtime_parameters` turns the values of runtime_parameter_values() into
+    parameters a run may override. `pipeline_root` (default config.pipeline_root) holds
+    the span store.
     """
     params = _parameters(config, data_root, runtime_parameters)
-    example_gen = ImageExampleGen(input_base=params["data_root"], data=config.data,
-                                  manifest=manifest)
+    root = pipeline_root or config.pipeline_root
+    listing = SpanListing(
+        data_root=params["data_root"], span_pattern=split_span_source(config.data.source)[1],
+        window_spans=config.data.window_spans, precomputed=span_listing,
+    ).with_id(SPAN_LISTING_ID)
+    example_gen = ImageExampleGen(
+        input_base=params["data_root"], data=config.data, manifest=manifest,
+        span_listing=listing.outputs["span_listing"].future()[0].value,
+        span_store=span_store(_absolute(root)))
     statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=stats_options())
     schema_gen = SchemaGen(
@@ -154,11 +177,11 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         tf_serving_timeout_s=config.registry.tf_serving_timeout_s,
     ).with_id("Pusher")
 
-    components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
+    components: List[Any] = [listing, example_gen, statistics_gen, schema_gen, example_validator,
                              transform, trainer_component, baseline, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=config.pipeline_root,
+        pipeline_root=root,
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

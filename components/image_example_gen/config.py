@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+from components.image_example_gen.span_names import SpanError, split_span_source
 from trainer.config_fields import check
 
 DEMO_DATA = "demo"  # data.source value that selects the embedded digits dataset
@@ -14,8 +15,11 @@ DEMO_DATA = "demo"  # data.source value that selects the embedded digits dataset
 @dataclass
 class DataConfig:
     # A class-per-folder directory (root/<label>/<file>), a CSV manifest (path,label), or
-    # "demo" for scikit-learn's digits written out as PNG files.
+    # "demo" for scikit-learn's digits written out as PNG files. Spans: a last path
+    # component with {SPAN} or {YYYY}-{MM}-{DD} (spans.py), e.g. /photos/{SPAN}.
     source: str = DEMO_DATA
+    # Train and evaluate on the latest N spans (0: all of them).
+    window_spans: int = 0
     # Split sizes in hash buckets out of their sum; the split of an image depends only on
     # its id (relative path), so adding images never moves existing ones.
     train_buckets: int = 8
@@ -32,6 +36,12 @@ class DataConfig:
 
     def validate(self) -> None:
         check(bool(self.source), "data.source", "a folder, a CSV manifest path, or 'demo'")
+        try:
+            split_span_source(self.source)
+        except SpanError as e:
+            check(False, "data.source", f"a valid span placeholder: {e}")
+        check(self.window_spans >= 0, "data.window_spans",
+              "an integer >= 0 (0: every span)")
         check(self.train_buckets > 0, "data.train_buckets", "a positive integer")
         check(self.eval_buckets > 0, "data.eval_buckets", "a positive integer")
         check(all(e.startswith(".") for e in self.image_extensions), "data.image_extensions",
@@ -46,7 +56,8 @@ class DataConfig:
 
 
 def split_source(source: str) -> Tuple[str, Optional[str]]:
-    """DataConfig.source -> (input_base, manifest file name or None)."""
+    """DataConfig.source -> (input_base, manifest file name or None); for spans, input_base
+    is the folder holding them (span_names.split_span_source)."""
     if source.lower().endswith(".csv"):
         return os.path.dirname(source) or ".", os.path.basename(source)
-    return source, None
+    return split_span_source(source)[0], None
