@@ -11,7 +11,9 @@ from tfx.orchestration import metadata
 from components.evaluator import baseline, results
 from components.evaluator.confidence import format_interval
 from components.evaluator.names import ACCURACY, RECALL
+from components.image_example_gen import executor as examples
 from components.image_example_gen import report as ingestion
+from components.image_example_gen.component import COMPONENT_ID as INGESTION_ID
 from components.registry_pusher import executor as pusher
 from pipeline.config import PipelineConfig
 from trainer import contract
@@ -25,6 +27,9 @@ class RunSummary:
     ingested: Optional[int] = None
     rejected: Optional[int] = None
     rejection_report: Optional[str] = None
+    window_spans: List[str] = dataclasses.field(default_factory=list)  # trained on
+    ingested_spans: List[str] = dataclasses.field(default_factory=list)  # by its execution
+    newly_ingested: Optional[int] = None  # images its execution ingested (not stored ones)
     accuracy: Optional[float] = None
     accuracy_interval: Optional[List[float]] = None  # bootstrap, at interval_level
     # (class name, recall, its bootstrap interval or None), in class id order
@@ -55,6 +60,21 @@ class RunSummary:
             return f"baseline {name}"
         return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
 
+    @property
+    def ingested_this_run(self) -> int:
+        """Images this run ingested: 0 when ingestion came from the cache."""
+        if self.executions.get(INGESTION_ID) != "COMPLETE":
+            return 0
+        return self.newly_ingested or 0
+
+    def _spans(self) -> List[str]:
+        if not self.window_spans:
+            return []
+        spans = self.ingested_spans if self.executions.get(INGESTION_ID) == "COMPLETE" else []
+        return [f"spans: {', '.join(self.window_spans)}; ingested this run: "
+                f"{self.ingested_this_run} images"
+                + (f" (span {', '.join(spans)})" if spans else " (all from the cache)")]
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
@@ -63,6 +83,7 @@ class RunSummary:
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
+            *self._spans(),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -181,6 +202,11 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         summary.ingested = artifact_property(artifact, ingestion.INGESTED_COUNT)
         summary.rejected = artifact_property(artifact, ingestion.REJECTED_COUNT)
         summary.rejection_report = os.path.join(artifact.uri, ingestion.REJECTED_CSV)
+        summary.newly_ingested = artifact_property(artifact, examples.NEWLY_INGESTED_COUNT)
+        for field, key in (("window_spans", examples.WINDOW_SPANS),
+                           ("ingested_spans", examples.INGESTED_SPANS)):
+            value = artifact_property(artifact, key)
+            setattr(summary, field, [s for s in (value or "").split(",") if s])
     elif artifact.type == "ModelBlessing":
         _read_blessing(artifact, summary)
     elif artifact.type == "ModelEvaluation":
