@@ -12,7 +12,7 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import json_format
 # Not `from tfx import v1`: it also imports the Google Cloud extensions, which cost about
 # ten seconds of start-up on every local run.
-from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Transform
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.proto.orchestration import pipeline_pb2
@@ -26,6 +26,7 @@ from components.image_example_gen.span_names import split_span_source
 from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
 from components.span_listing.component import SpanListing
+from components.warm_start_trainer.component import WarmStartTrainer
 from pipeline.config import PipelineConfig
 from trainer import features
 
@@ -117,7 +118,7 @@ def span_store(pipeline_root: str) -> str:
 
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,
                     metadata_connection_config: Any = None,
-                    runtime_parameters: bool = False, span_listing: str = "",
+                    runtime_parameters: bool = False, precomputed: str = "",
                     pipeline_root: Optional[str] = None) -> tfx_pipeline.Pipeline:
     """The full DAG for `config`, reading images from `data_root` (or its `manifest`).
 
@@ -130,9 +131,11 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
     """
     params = _parameters(config, data_root, runtime_parameters)
     root = pipeline_root or config.pipeline_root
+    serving_dir = _absolute(config.serving_dir)
     listing = SpanListing(
         data_root=params["data_root"], span_pattern=split_span_source(config.data.source)[1],
-        window_spans=config.data.window_spans, precomputed=span_listing,
+        window_spans=config.data.window_spans, serving_dir=serving_dir,
+        warm_start_mode=config.train.warm_start, precomputed=precomputed,
     ).with_id(SPAN_LISTING_ID)
     example_gen = ImageExampleGen(
         input_base=params["data_root"], data=config.data, manifest=manifest,
@@ -150,14 +153,14 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config=code_version, disable_statistics=True)
-    trainer_component = Trainer(
+    trainer_component = WarmStartTrainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        custom_config=params["train_config"])
+        custom_config=params["train_config"],
+        warm_start=listing.outputs["warm_start"].future()[0].value).with_id("Trainer")
 
-    serving_dir = _absolute(config.serving_dir)
     baseline = LatestBlessedModel(
         model=trainer_component.outputs["model"], serving_dir=serving_dir).with_id(BASELINE_ID)
     evaluator = Evaluator(

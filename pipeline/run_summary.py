@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+from tfx.utils import path_utils
 
 from components.evaluator import baseline, results
 from components.evaluator.confidence import format_interval
@@ -16,7 +17,7 @@ from components.image_example_gen import report as ingestion
 from components.image_example_gen.component import COMPONENT_ID as INGESTION_ID
 from components.registry_pusher import executor as pusher
 from pipeline.config import PipelineConfig
-from trainer import contract
+from trainer import contract, warm_start
 
 
 @dataclasses.dataclass
@@ -30,6 +31,7 @@ class RunSummary:
     window_spans: List[str] = dataclasses.field(default_factory=list)  # trained on
     ingested_spans: List[str] = dataclasses.field(default_factory=list)  # by its execution
     newly_ingested: Optional[int] = None  # images its execution ingested (not stored ones)
+    started_from: Optional[Dict[str, Any]] = None  # trainer/warm_start.py's record
     accuracy: Optional[float] = None
     accuracy_interval: Optional[List[float]] = None  # bootstrap, at interval_level
     # (class name, recall, its bootstrap interval or None), in class id order
@@ -75,6 +77,12 @@ class RunSummary:
                 f"{self.ingested_this_run} images"
                 + (f" (span {', '.join(spans)})" if spans else " (all from the cache)")]
 
+    def _start(self) -> str:
+        start = self.started_from or {}
+        if start.get("started_from") == "champion":
+            return f"champion version {start.get('champion_version')}"
+        return f"{start.get('started_from')} ({start.get('reason')})"
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
@@ -84,6 +92,7 @@ class RunSummary:
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
             *self._spans(),
+            *([f"training started from {self._start()}"] if self.started_from else []),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -170,6 +179,9 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
                 execution.last_known_state)
         artifacts = run_artifacts(store, run)
         model = artifacts.get(("Trainer", "model"))
+        if model is not None:
+            summary.started_from = warm_start.read_start(
+                path_utils.serving_model_dir(model.uri))
         for artifact in artifacts.values():
             _read_artifact(artifact, summary, model)
         return summary

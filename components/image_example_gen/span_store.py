@@ -3,8 +3,9 @@
 A span's folder holds what ingesting it alone wrote (Split-*/ TFRecords, the ingestion
 report, rejected.csv, and any index file ingestion writes beside them) plus RECORD_FILE,
 written last. It is built under a `.partial-` name and renamed into place, and a folder
-without RECORD_FILE is never read: a crash mid-ingestion leaves a partial folder that the
-next ingestion of that span removes, never a half-ingested span. When a span is ingested
+without RECORD_FILE is never read: a crash or a failed ingestion leaves a partial folder
+(with the failed ingestion's report) that the next ingestion of that span removes, never
+a half-ingested span. When a span is ingested
 again (its files changed), its other fingerprints are removed: Examples artifacts that
 used them hold their own links or copies.
 
@@ -53,19 +54,16 @@ def ingest(store: str, span: Span, write: Callable[[str], Dict[str, Any]]) -> st
     parent = _join(store, span.name)
     partial = _join(parent, f"{_PARTIAL}{span.fingerprint}-{uuid.uuid4().hex[:8]}")
     fileio.makedirs(partial)
-    try:
-        record = write(partial)
-        with fileio.open(_join(partial, RECORD_FILE + ".tmp"), "w") as f:
-            f.write(json.dumps({**record, "span": span.to_dict()}, indent=1, sort_keys=True))
-        fileio.rename(_join(partial, RECORD_FILE + ".tmp"), _join(partial, RECORD_FILE))
-        final = span_dir(store, span)
-        if fileio.exists(final):  # incomplete (no record): a crashed run's
-            fileio.rmtree(final)
-        fileio.rename(partial, final)
-    except BaseException:
-        if fileio.exists(partial):
-            fileio.rmtree(partial)
-        raise
+    # On failure the partial folder stays (its ingestion report is what the error points
+    # at); nothing reads it, and the span's next ingestion removes it.
+    record = write(partial)
+    with fileio.open(_join(partial, RECORD_FILE + ".tmp"), "w") as f:
+        f.write(json.dumps({**record, "span": span.to_dict()}, indent=1, sort_keys=True))
+    fileio.rename(_join(partial, RECORD_FILE + ".tmp"), _join(partial, RECORD_FILE))
+    final = span_dir(store, span)
+    if fileio.exists(final):  # incomplete (no record): a crashed run's
+        fileio.rmtree(final)
+    fileio.rename(partial, final)
     for name in fileio.listdir(parent):
         name = name.rstrip("/")
         if name != span.fingerprint:

@@ -5,7 +5,7 @@ It holds: model_name, version, serving_path, pushed_at, labels, metrics / per_cl
 candidate's overall and per-class TFMA metrics), baseline (the model compared with: ids,
 its serving version, its metrics) or null, thresholds (the eval config and whether
 change thresholds applied), blessed, data (ingestion counts and evaluated examples),
-config_hash, params (the flattened config) and lineage (pipeline name, run id, this
+started_from (what training started from and why: trainer/warm_start.py), config_hash, params (the flattened config) and lineage (pipeline name, run id, this
 execution's id, the input artifacts' ids and URIs).
 """
 import json
@@ -13,11 +13,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
+from tfx.utils import path_utils
 
 from components.evaluator import baseline as baseline_properties
 from components.evaluator.names import EXAMPLE_COUNT
 from components.evaluator.results import Evaluation, read_evaluation
 from components.image_example_gen import report as ingestion
+from trainer import warm_start
 from trainer.contract import class_name
 
 # (pipeline name, pipeline run id, the Pusher's execution id)
@@ -91,6 +93,13 @@ def _intervals(result: Optional[Evaluation], labels: List[str]) -> Optional[Dict
     return values
 
 
+def _started_from(model: types.Artifact) -> Optional[Dict[str, Any]]:
+    record = warm_start.read_start(path_utils.serving_model_dir(model.uri))
+    if record is None:
+        return None
+    return {k: record.get(k) for k in ("started_from", "champion_version", "reason")}
+
+
 def build_card(model: types.Artifact, blessing: types.Artifact,
                evaluated: Optional[types.Artifact], examples: Optional[types.Artifact],
                labels: List[str], model_name: str, config: Dict[str, Any], config_hash: str,
@@ -113,6 +122,7 @@ def build_card(model: types.Artifact, blessing: types.Artifact,
         "thresholds": _thresholds(config, baseline is not None),
         "blessed": True,
         "data": _data_counts(examples, result),
+        "started_from": _started_from(model),
         "config_hash": config_hash,
         "params": _flatten({k: v for k, v in config.items() if k in ("data", "train", "eval")}),
         "lineage": {

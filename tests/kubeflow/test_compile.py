@@ -119,6 +119,10 @@ def test_the_span_listing_reaches_ingestion_as_a_parameter_value(compiled):
     producer = spec["components"][_tasks(spec)["SpanListing"]["componentRef"]["name"]]
     assert producer["outputDefinitions"]["parameters"]["span_listing"] == {
         "parameterType": "STRING"}
+    # The champion a retrain starts from reaches the Trainer the same way.
+    assert _tasks(spec)["Trainer"]["inputs"]["parameters"]["warm_start"] == {
+        "taskOutputParameter": {"producerTask": "SpanListing",
+                                "outputParameterKey": "warm_start"}}
 
 
 def test_trainer_gets_the_configured_resources_and_every_task_has_some(compiled):

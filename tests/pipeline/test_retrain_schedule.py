@@ -6,6 +6,7 @@
 3. span 2 arrives: only it is ingested; Transform, training and evaluation run, against
    the model run 1 pushed;
 4. span 3 arrives with data.window_spans=2: only span 3 is ingested and span 1 is left out.
+Retrains start from the champion's weights (train.warm_start: champion).
 """
 import os
 import shutil
@@ -93,6 +94,8 @@ def test_first_run_ingests_the_first_span_and_runs_everything(schedule):
     assert set(first.executions.values()) == {"COMPLETE"}
     assert first.window_spans == ["1"] and first.ingested_this_run == schedule["counts"]["1"]
     assert first.blessed and first.pushed_version == 1
+    assert first.started_from["started_from"] == "imagenet"
+    assert first.started_from["reason"] == "no champion yet"
 
 
 def test_nothing_new_takes_ingestion_to_training_from_the_cache(schedule):
@@ -113,6 +116,10 @@ def test_a_new_span_is_ingested_alone_and_the_new_model_meets_the_champion(sched
     assert third.ingested == schedule["counts"]["1"] + schedule["counts"]["2"]
     assert third.had_baseline and third.baseline_version == 1
     assert not third.baseline_is_candidate and third.baseline_accuracy is not None
+    # train.warm_start defaults to champion: the same labels, so from version 1's weights
+    assert third.started_from["started_from"] == "champion"
+    assert third.started_from["champion_version"] == 1
+    assert "training started from champion version 1" in third.lines()
 
 
 def test_the_window_leaves_the_oldest_span_out(schedule):
