@@ -15,6 +15,7 @@ from components.evaluator.names import ACCURACY, RECALL
 from components.image_example_gen import executor as examples
 from components.image_example_gen import report as ingestion
 from components.image_example_gen.component import COMPONENT_ID as INGESTION_ID
+from components.image_example_gen.span_names import PLAIN_SPAN
 from components.registry_pusher import executor as pusher
 from pipeline.config import PipelineConfig
 from trainer import contract, warm_start
@@ -70,7 +71,7 @@ class RunSummary:
         return self.newly_ingested or 0
 
     def _spans(self) -> List[str]:
-        if not self.window_spans:
+        if self.window_spans in ([], [PLAIN_SPAN]):  # a plain folder: "images" says it all
             return []
         spans = self.ingested_spans if self.executions.get(INGESTION_ID) == "COMPLETE" else []
         return [f"spans: {', '.join(self.window_spans)}; ingested this run: "
