@@ -194,3 +194,29 @@ def test_a_span_with_no_usable_image_fails_naming_it_and_stores_nothing(tmp_path
         listing(str(root), "{SPAN}", 0))[1]) is None
     assert all(n.startswith(".partial-") for n in os.listdir(store / "2"))
     assert len(os.listdir(store / "1")) == 1  # span 1 went in before span 2 failed
+
+
+def test_a_plain_folder_is_one_span_ingested_again_when_its_files_change(tmp_path):
+    root, store = tmp_path / "flowers", tmp_path / "store"
+    _span(tmp_path, "flowers", seed=4)
+
+    def ingest(out):
+        examples = standard_artifacts.Examples()
+        examples.uri = str(out)
+        example_gen = component.ImageExampleGen(
+            str(root), {"source": str(root)}, span_listing=listing(str(root), "", 0),
+            span_store=str(store))
+        executor.Executor().Do({}, {"examples": [examples]}, _exec_properties(example_gen))
+        return examples
+
+    first = ingest(tmp_path / "out1")
+    assert first.get_string_custom_property(executor.WINDOW_SPANS) == spans.PLAIN_SPAN
+    ids = _ids_by_split(tmp_path / "out1")
+    assert "a/img0.png" in ids[features.TRAIN_SPLIT] + ids[features.EVAL_SPLIT]  # as before
+    (root / "b" / "img9.png").write_bytes(_png(999))
+    second = ingest(tmp_path / "out2")
+    assert second.get_int_custom_property(executor.NEWLY_INGESTED_COUNT) == 13
+    assert len(os.listdir(store / spans.PLAIN_SPAN)) == 1  # the old fingerprint removed
+    later = _ids_by_split(tmp_path / "out2")
+    for split in ids:
+        assert set(ids[split]) <= set(later[split])
