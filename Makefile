@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint bench bench-evaluator bench-trainer bench-scale bench-cache \
-        bench-near-duplicates \
+        bench-near-duplicates bench-retrain \
         compile lock clean-home help
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-scale  stage times and peak RSS at 1x, 4x, 16x of a flowers5-derived set"
 	@echo "make bench-cache  training from a 50,000-image feature cache spilled to disk vs in memory"
 	@echo "make bench-near-duplicates  the near-duplicate threshold on real photos, its ingestion cost, bursts' eval accuracy"
+	@echo "make bench-retrain  four nightly runs on flower_photos cut into date spans, vs from scratch"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
@@ -69,6 +70,9 @@ bench-cache: $(STAMP)
 
 bench-near-duplicates: $(STAMP)
 	$(PY) bench/near_duplicate_bench.py
+
+bench-retrain: $(STAMP)
+	$(PY) bench/retrain_bench.py
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock

@@ -2,6 +2,7 @@
 summary and the report find a run's outputs by them, and each has its section of
 `kubeflow.resources` (RESOURCE_FIELDS). Light to import: no TFX."""
 
+SPAN_LISTING = "SpanListing"
 EXAMPLE_GEN = "ImageExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
@@ -13,11 +14,15 @@ EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
 # Nodes whose answer depends on the world, not on their inputs: never taken from the cache
-# (TFX sets caching per pipeline; the runners apply this per node).
-NEVER_CACHED = (BASELINE,)
+# (TFX sets caching per pipeline; the runners apply this per node). The local runner lists
+# the spans itself before a run and hands the listing to SpanListing, which TFX's cache
+# then keys on: there only the baseline lookup must always run.
+NEVER_CACHED = (BASELINE, SPAN_LISTING)
+NEVER_CACHED_LOCALLY = (BASELINE,)
 
 # component id -> its field of kubeflow.resources (kubeflow_config.ComponentResources)
 RESOURCE_FIELDS = {
+    SPAN_LISTING: "span_listing",
     EXAMPLE_GEN: "image_example_gen",
     STATISTICS_GEN: "statistics_gen",
     SCHEMA_GEN: "schema_gen",

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from components.image_example_gen.config import DEMO_DATA, split_source
+from components.artifacts.span_names import split_span_source
 from pipeline.config import PipelineConfig
 from trainer.config_fields import ConfigError
 from trainer.files import written_then_renamed
@@ -42,6 +43,12 @@ def resolve(config: PipelineConfig) -> Tuple[str, Optional[str]]:
         return os.path.abspath(write_demo_digits(config.demo_data_dir)), None
     if source.startswith(("gs://", "s3://")):
         return split_source(source)
+    root, pattern = split_span_source(source)
+    if pattern:
+        if not os.path.isdir(root):
+            raise ConfigError(f"config field 'data.source': {root}, the folder of the spans "
+                              f"{pattern}, is not a directory")
+        return os.path.abspath(root), None
     path = os.path.abspath(source)
     if source.lower().endswith(".csv"):
         if not os.path.isfile(path):

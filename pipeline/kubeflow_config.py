@@ -41,6 +41,7 @@ class ComponentResources:
     transform: ResourceConfig = _resources(2, 8)
     trainer: ResourceConfig = _resources(4, 16)
     latest_blessed_model: ResourceConfig = _resources(0.5, 2)
+    span_listing: ResourceConfig = _resources(0.5, 1)
     evaluator: ResourceConfig = _resources(2, 8)
     pusher: ResourceConfig = _resources(0.5, 2)
 

@@ -1,6 +1,6 @@
 """create_pipeline(config): the one DAG every runner uses. Pure: builds, runs nothing.
 
-ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
+SpanListing -> ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
 -> LatestBlessedModel (the baseline) -> Evaluator -> Pusher
 """
 import hashlib
@@ -12,7 +12,7 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import json_format
 # Not `from tfx import v1`: it also imports the Google Cloud extensions, which cost about
 # ten seconds of start-up on every local run.
-from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Transform
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.proto.orchestration import pipeline_pb2
@@ -22,13 +22,18 @@ import trainer
 from components.evaluator.component import Evaluator
 from components.evaluator.tfma_config import eval_config
 from components.image_example_gen.component import ImageExampleGen
+from components.artifacts.span_names import split_span_source
 from components.latest_blessed_model.component import LatestBlessedModel
 from components.registry_pusher.component import RegistryPusher
+from components.span_listing.component import SpanListing
+from components.warm_start_trainer.component import WarmStartTrainer
 from pipeline import component_ids as ids
 from pipeline.component_ids import NEVER_CACHED
 from pipeline.config import PipelineConfig
 from trainer import features
 from trainer.files import is_remote
+
+SPAN_STORE_DIR = "spans"  # under the pipeline root: each span ingested once
 
 
 def source_fingerprint(package: Any) -> str:
@@ -101,18 +106,36 @@ def _absolute(path: str) -> str:
     return path if is_remote(path) else os.path.abspath(path)
 
 
+def span_store(pipeline_root: str) -> str:
+    return (pipeline_root.rstrip("/") + "/" + SPAN_STORE_DIR if is_remote(pipeline_root)
+            else os.path.join(pipeline_root, SPAN_STORE_DIR))
+
+
 def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[str] = None,
                     metadata_connection_config: Any = None,
-                    runtime_parameters: bool = False) -> tfx_pipeline.Pipeline:
+                    runtime_parameters: bool = False, precomputed: str = "",
+                    pipeline_root: Optional[str] = None) -> tfx_pipeline.Pipeline:
     """The full DAG for `config`, reading images from `data_root` (or its `manifest`).
 
-    Runners add what is theirs: the local one an MLMD sqlite connection; on Kubeflow the
-    cluster's MLMD is used and the argument stays None, and `runtime_parameters` turns
-    the values of runtime_parameter_values() into parameters a run may override.
+    Runners add what is theirs: the local one an MLMD sqlite connection and the span
+    listing it made before the run (SpanListing's `precomputed`); on Kubeflow the
+    cluster's MLMD is used and the argument stays None, SpanListing lists the spans in
+    the run, and `runtime_parameters` turns the values of runtime_parameter_values() into
+    parameters a run may override. `pipeline_root` (default config.pipeline_root) holds
+    the span store.
     """
     params = _parameters(config, data_root, runtime_parameters)
-    example_gen = ImageExampleGen(input_base=params["data_root"], data=config.data,
-                                  manifest=manifest).with_id(ids.EXAMPLE_GEN)
+    root = pipeline_root or config.pipeline_root
+    serving_dir = _absolute(config.serving_dir)
+    listing = SpanListing(
+        data_root=params["data_root"], span_pattern=split_span_source(config.data.source)[1],
+        window_spans=config.data.window_spans, serving_dir=serving_dir,
+        warm_start_mode=config.train.warm_start, precomputed=precomputed,
+    ).with_id(ids.SPAN_LISTING)
+    example_gen = ImageExampleGen(
+        input_base=params["data_root"], data=config.data, manifest=manifest,
+        span_listing=listing.outputs["span_listing"].future()[0].value,
+        span_store=span_store(_absolute(root))).with_id(ids.EXAMPLE_GEN)
     statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=stats_options(),
     ).with_id(ids.STATISTICS_GEN)
@@ -128,14 +151,14 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config=code_version, disable_statistics=True).with_id(ids.TRANSFORM)
-    trainer_component = Trainer(
+    trainer_component = WarmStartTrainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        custom_config=params["train_config"]).with_id(ids.TRAINER)
+        custom_config=params["train_config"],
+        warm_start=listing.outputs["warm_start"].future()[0].value).with_id(ids.TRAINER)
 
-    serving_dir = _absolute(config.serving_dir)
     baseline = LatestBlessedModel(
         model=trainer_component.outputs["model"], serving_dir=serving_dir).with_id(ids.BASELINE)
     evaluator = Evaluator(
@@ -155,11 +178,11 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         tf_serving_timeout_s=config.registry.tf_serving_timeout_s,
     ).with_id(ids.PUSHER)
 
-    components: List[Any] = [example_gen, statistics_gen, schema_gen, example_validator,
+    components: List[Any] = [listing, example_gen, statistics_gen, schema_gen, example_validator,
                              transform, trainer_component, baseline, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=config.pipeline_root,
+        pipeline_root=root,
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -7,15 +7,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+from tfx.utils import path_utils
 
-from components.artifacts import baseline, evaluation, model_contract
+from components.artifacts import baseline, evaluation, ingestion, model_contract
+from components.artifacts import pushed_model as pusher
 from components.artifacts.confidence import format_interval
 from components.artifacts.metric_names import ACCURACY, RECALL
+from components.artifacts.span_names import PLAIN_SPAN
 from pipeline import component_ids as ids
-from components.artifacts import ingestion
-from components.artifacts import pushed_model as pusher
 from pipeline.config import PipelineConfig
-from trainer import contract
+from trainer import contract, warm_start
 
 
 # Where `imgpipe run` leaves the summary of its run, in home (dump_summary's JSON).
@@ -32,6 +33,10 @@ class RunSummary:
     rejection_report: Optional[str] = None
     near_duplicate_groups: Optional[int] = None  # groups of 2 or more ingested images
     largest_near_duplicate_group: Optional[int] = None
+    window_spans: List[str] = dataclasses.field(default_factory=list)  # trained on
+    ingested_spans: List[str] = dataclasses.field(default_factory=list)  # by its execution
+    newly_ingested: Optional[int] = None  # images its execution ingested (not stored ones)
+    started_from: Optional[Dict[str, Any]] = None  # trainer/warm_start.py's record
     accuracy: Optional[float] = None
     accuracy_interval: Optional[List[float]] = None  # bootstrap, at interval_level
     # (class name, recall, its bootstrap interval or None), in class id order
@@ -70,6 +75,27 @@ class RunSummary:
         return (f"near-duplicate groups: {self.near_duplicate_groups}, the largest of "
                 f"{self.largest_near_duplicate_group} images (each group in one split)")
 
+    @property
+    def ingested_this_run(self) -> int:
+        """Images this run ingested: 0 when ingestion came from the cache."""
+        if self.executions.get(ids.EXAMPLE_GEN) != "COMPLETE":
+            return 0
+        return self.newly_ingested or 0
+
+    def _spans(self) -> List[str]:
+        if self.window_spans in ([], [PLAIN_SPAN]):  # a plain folder: "images" says it all
+            return []
+        spans = self.ingested_spans if self.executions.get(ids.EXAMPLE_GEN) == "COMPLETE" else []
+        return [f"spans: {', '.join(self.window_spans)}; ingested this run: "
+                f"{self.ingested_this_run} images"
+                + (f" (span {', '.join(spans)})" if spans else " (all from the cache)")]
+
+    def _start(self) -> str:
+        start = self.started_from or {}
+        if start.get("started_from") == "champion":
+            return f"champion version {start.get('champion_version')}"
+        return f"{start.get('started_from')} ({start.get('reason')})"
+
     def lines(self) -> List[str]:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
@@ -79,6 +105,8 @@ class RunSummary:
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
             *([self._near_duplicates()] if self.near_duplicate_groups is not None else []),
+            *self._spans(),
+            *([f"training started from {self._start()}"] if self.started_from else []),
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -165,6 +193,9 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
                 execution.last_known_state)
         artifacts = run_artifacts(store, run)
         model = artifacts.get((ids.TRAINER, "model"))
+        if model is not None:
+            summary.started_from = warm_start.read_start(
+                path_utils.serving_model_dir(model.uri))
         for artifact in artifacts.values():
             _read_artifact(artifact, summary, model)
         return summary
@@ -201,6 +232,11 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
                                                           ingestion.NEAR_DUPLICATE_GROUPS)
         summary.largest_near_duplicate_group = artifact_property(
             artifact, ingestion.LARGEST_NEAR_DUPLICATE_GROUP)
+        summary.newly_ingested = artifact_property(artifact, ingestion.NEWLY_INGESTED_COUNT)
+        for field, key in (("window_spans", ingestion.WINDOW_SPANS),
+                           ("ingested_spans", ingestion.INGESTED_SPANS)):
+            value = artifact_property(artifact, key)
+            setattr(summary, field, [s for s in (value or "").split(",") if s])
     elif artifact.type == "ModelBlessing":
         _read_blessing(artifact, summary)
     elif artifact.type == "ModelEvaluation":

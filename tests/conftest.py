@@ -84,10 +84,11 @@ def e2e(tmp_path_factory):
 
 
 # -- after e2e's two runs, in its home: a worse model, a better one, a rollback ------------
-# Worse on purpose: a near-zero training budget. The value floor is lowered to 0 so that
-# only the change thresholds (no regression against the blessed baseline) can reject it.
+# Worse on purpose: a near-zero training budget from a cold start (a warm start from the
+# champion would keep the champion's skill). The value floor is lowered to 0 so that only
+# the change thresholds (no regression against the blessed baseline) can reject it.
 WORSE_OVERRIDES = ("train.phase1_epochs=1", "train.phase2_epochs=0",
-                   "train.learning_rate=1e-6", "eval.min_accuracy=0")
+                   "train.learning_rate=1e-6", "eval.min_accuracy=0", "train.warm_start=none")
 # A retrain with another seed: equal to the first model within these tolerances (the eval
 # split has ~40 images per class, so one image is 0.025 of a class's recall).
 BETTER_OVERRIDES = ("train.seed=7", "eval.max_accuracy_drop=0.05",

@@ -55,6 +55,9 @@ class Split:
     below_head: Optional[keras.Model] = None
 
 
+OUTPUT_LAYER = "probabilities"  # the head's softmax layer: one unit per class id
+
+
 def build_head(input_shape: Tuple[int, ...], num_classes: int, cfg: TrainConfig
                ) -> keras.Model:
     """Dropout feeds every Dense layer; L2 (if any) applies to every kernel."""
@@ -74,7 +77,7 @@ def build_head(input_shape: Tuple[int, ...], num_classes: int, cfg: TrainConfig
                                name=f"head_dense_{i}")(x)
     x = _dropout(x, cfg.dropout, "head_dropout_out")
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=l2,
-                                 name="probabilities")(x)
+                                 name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="head")
 
 

@@ -10,8 +10,9 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from trainer import contract, export, features, schedule, strategy as strategies, tflite
+from trainer import warm_start
 from trainer.config_fields import section_from_dict
-from trainer.model import build_classifier
+from trainer.model import OUTPUT_LAYER, build_classifier
 from trainer.train_config import TrainConfig
 
 
@@ -30,8 +31,14 @@ def run_fn(fn_args: FnArgs) -> None:
     log_dir = fn_args.model_run_dir if chief else os.path.join(scratch, "logs")
     export_dir = fn_args.serving_model_dir if chief else os.path.join(scratch, "model")
     keras.utils.set_random_seed(cfg.seed)  # the head's initial weights too
+    labels = export.label_names(tft_output)
+    start = warm_start.decide(cfg, fn_args.custom_config.get(warm_start.WARM_START_KEY, ""),
+                              labels)
+    logging.info("training starts from %s: %s", start.started_from, start.reason)
     with strategy.scope():
         classifier = build_classifier(cfg, num_classes)
+        warm_start.load(classifier.model, classifier.head.get_layer(OUTPUT_LAYER), start,
+                        labels)
         results = schedule.train_two_phases(
             classifier, cfg, num_classes, fn_args.train_files, fn_args.eval_files, log_dir)
     for r in results:
@@ -41,6 +48,8 @@ def run_fn(fn_args: FnArgs) -> None:
                      "" if r.best_epoch is not None else " (kept the previous weights)")
     export.export_saved_model(classifier.model, tft_output, cfg.input_size, export_dir,
                               top_k=cfg.top_k)
+    if chief:
+        warm_start.save(classifier.model, cfg, start, labels, export_dir)
     if cfg.tflite != "none":
         tflite.export_tflite(classifier.model, cfg.input_size, export.label_names(tft_output),
                              os.path.join(export_dir, contract.TFLITE_DIR), cfg.tflite)

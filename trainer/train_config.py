@@ -12,6 +12,7 @@ HEAD_POOLINGS = ("gap", "flatten")
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical", "none")
 DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
 TFLITE_MODES = ("none", "float32", "float16", "dynamic_range")
+WARM_START_MODES = ("champion", "none")
 
 
 @dataclass
@@ -93,6 +94,9 @@ class TrainConfig:
     # weights or dynamic_range int8 weights): decoded [0, 255] pixels -> probabilities.
     tflite: str = "none"
     seed: int = 42
+    # A retrain starts from the champion's weights when its labels and architecture are
+    # the same (trainer/warm_start.py), else from `weights`; none: always from `weights`.
+    warm_start: str = "champion"
 
     @property
     def input_size(self) -> int:
@@ -157,3 +161,5 @@ class TrainConfig:
                ", ".join(DISTRIBUTIONS))
         check(self.top_k >= 1, "train.top_k", "an integer >= 1")
         check(self.tflite in TFLITE_MODES, "train.tflite", ", ".join(TFLITE_MODES))
+        check(self.warm_start in WARM_START_MODES, "train.warm_start",
+              " or ".join(WARM_START_MODES))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from components.image_example_gen.split_rule import CONFLICT_ACTIONS, CONFLICT_REJECT
+from components.artifacts.span_names import SpanError, split_span_source
 from trainer.config_fields import check
 
 DEMO_DATA = "demo"  # data.source value that selects the embedded digits dataset
@@ -17,10 +18,13 @@ MAX_NEAR_DUPLICATE_DISTANCE = 24
 @dataclass
 class DataConfig:
     # A class-per-folder directory (root/<label>/<file>), a CSV manifest (path,label), or
-    # "demo" for scikit-learn's digits written out as PNG files.
+    # "demo" for scikit-learn's digits written out as PNG files. Spans: a last path
+    # component with {SPAN} or {YYYY}-{MM}-{DD} (spans.py), e.g. /photos/{SPAN}.
     source: str = DEMO_DATA
+    # Train and evaluate on the latest N spans (0: all of them).
+    window_spans: int = 0
     # Split sizes in hash buckets out of their sum. Near-duplicate groups go to one split
-    # whole, chosen by their anchor's sha256 (split_rule.py).
+    # whole, chosen by their anchor's sha256 (split_rule.py); an image keeps its split.
     train_buckets: int = 8
     eval_buckets: int = 2
     # Hamming distance between 64-bit fingerprints up to which images are near-duplicates
@@ -40,6 +44,12 @@ class DataConfig:
 
     def validate(self) -> None:
         check(bool(self.source), "data.source", "a folder, a CSV manifest path, or 'demo'")
+        try:
+            split_span_source(self.source)
+        except SpanError as e:
+            check(False, "data.source", f"a valid span placeholder: {e}")
+        check(self.window_spans >= 0, "data.window_spans",
+              "an integer >= 0 (0: every span)")
         check(self.train_buckets > 0, "data.train_buckets", "a positive integer")
         check(self.eval_buckets > 0, "data.eval_buckets", "a positive integer")
         check(isinstance(self.near_duplicate_distance, int)
@@ -60,7 +70,8 @@ class DataConfig:
 
 
 def split_source(source: str) -> Tuple[str, Optional[str]]:
-    """DataConfig.source -> (input_base, manifest file name or None)."""
+    """DataConfig.source -> (input_base, manifest file name or None); for spans, input_base
+    is the folder holding them (span_names.split_span_source)."""
     if source.lower().endswith(".csv"):
         return os.path.dirname(source) or ".", os.path.basename(source)
-    return source, None
+    return split_span_source(source)[0], None

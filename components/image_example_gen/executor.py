@@ -17,9 +17,16 @@ custom properties ingested_count / rejected_count / files_seen on the Examples a
 and fails when nothing was ingested or when the rejected fraction exceeds
 max_rejected_fraction; it also records the number of near-duplicate groups and the
 largest one's size.
+
+With a span listing (exec property `span_listing`, spans.py) each span of the window is
+ingested alone, once, into the span store (span_store.py), its image ids prefixed with
+the span's name, the index files of earlier spans passed as custom_config
+`prior_fingerprint_indexes`; the Examples are then assembled from the stored spans.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 from typing import Any, Dict, Iterable, Iterator, List, Tuple, Union
 
 import apache_beam as beam
@@ -30,7 +37,7 @@ from tfx import types
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.artifacts import ingestion
@@ -39,11 +46,20 @@ from components.image_example_gen import image_checks as checks
 from components.image_example_gen import listing
 from components.image_example_gen import report as ingestion_report
 from components.image_example_gen import split_rule
+from components.artifacts import spans
+from components.image_example_gen import span_store
 from components.image_example_gen.image_checks import Candidate, IngestionOptions, Outcome
 from trainer import features
 
-# Private exec_properties key: where the PTransform writes the report (the artifact URI).
+# Private exec_properties keys: where the PTransform writes the report (the artifact URI),
+# what a span's image ids start with, and a span's own layout.
 _REPORT_DIR_KEY = "_image_example_gen_report_dir"
+_ID_PREFIX_KEY = "_image_example_gen_id_prefix"
+_LAYOUT_OVERRIDE_KEY = "_image_example_gen_layout"
+# The exec property holding the span listing (spans.to_listing); custom_config keys: the
+# span store's folder; the index files of earlier spans go in as the split rule's prior.
+SPAN_LISTING_KEY = "span_listing"
+SPAN_STORE_KEY = "span_store"
 
 
 # -- custom_config --------------------------------------------------------------------------
@@ -201,8 +217,13 @@ def _ImagesToExample(  # pylint: disable=invalid-name
     settings = split_settings(exec_properties, options)
     prior_uris = prior_indexes(custom)
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    listed = listing.list_inputs(input_base, split_pattern,
-                                 custom.get(listing.LAYOUT_KEY, listing.LAYOUT_FOLDER))
+    layout = (exec_properties.get(_LAYOUT_OVERRIDE_KEY)
+              or custom.get(listing.LAYOUT_KEY, listing.LAYOUT_FOLDER))
+    listed = listing.list_inputs(input_base, split_pattern, layout)
+    prefix = exec_properties.get(_ID_PREFIX_KEY, "")
+    if prefix:
+        listed = [dataclasses.replace(item, image_id=prefix + item.image_id)
+                  for item in listed]
     logging.info("ImageExampleGen: %d files listed under %s", len(listed), input_base)
 
     checked = (pipeline
@@ -262,12 +283,91 @@ class Executor(BaseExampleGenExecutor):
            exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
+        listing_json = exec_properties.get(SPAN_LISTING_KEY) or ""
+        if not listing_json:  # the component used alone: one ingestion of input_base
+            report = self._ingest(input_dict, examples, exec_properties)
+            _set_counts(examples, report, report["ingested"])
+            return
+        self._ingest_spans(input_dict, examples, exec_properties, listing_json)
+
+    def _ingest_spans(self, input_dict: Dict[str, List[types.Artifact]],
+                      examples: types.Artifact, exec_properties: Dict[str, Any],
+                      listing_json: str) -> None:
+        """Each span of the window from the store, or ingested into it; then the Examples
+        assembled from the stored spans."""
+        custom = parse_custom_config(exec_properties)
+        store = custom.get(SPAN_STORE_KEY)
+        if not store:
+            raise ValueError(f"ImageExampleGen custom_config needs '{SPAN_STORE_KEY}' "
+                             "with a span listing")
+        root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        window = spans.from_listing(listing_json)
+        folders, ingested_now, newly = [], [], 0
+        for span in window:
+            folder = span_store.stored(store, span)
+            if folder is None:
+                folder = span_store.ingest(store, span, lambda partial, span=span: (
+                    self._ingest_span(input_dict, exec_properties, custom, store, root,
+                                      span, partial)))
+                ingested_now.append(span.name)
+                newly += span_store.read_record(folder)["ingested"]
+                logging.info("ImageExampleGen: span %s ingested into %s", span.name, folder)
+            else:
+                logging.info("ImageExampleGen: span %s from the span store (%s)",
+                             span.name, folder)
+            folders.append(folder)
+        span_store.assemble(window, folders, examples.uri)
+        examples.split_names = artifact_utils.encode_split_names(
+            [features.TRAIN_SPLIT, features.EVAL_SPLIT])
+        report = _merge_reports([ingestion_report.read_report(f) for f in folders], folders)
+        ingestion_report.write_report(report, examples.uri)
+        examples.span = window[-1].number
+        examples.version = 0
+        _set_counts(examples, report, newly)
+        examples.set_string_custom_property(ingestion.WINDOW_SPANS,
+                                            ",".join(s.name for s in window))
+        examples.set_string_custom_property(ingestion.INGESTED_SPANS, ",".join(ingested_now))
+
+    def _ingest_span(self, input_dict: Dict[str, List[types.Artifact]],
+                     exec_properties: Dict[str, Any], custom: Dict[str, Any], store: str,
+                     root: str, span: spans.Span, partial: str) -> Dict[str, Any]:
+        """One span, alone, into `partial`; errors name the span."""
+        manifest_name = None
+        if custom.get(listing.LAYOUT_KEY) == listing.LAYOUT_MANIFEST:
+            manifest_name = _input_pattern(exec_properties)
+        folder, manifest = spans.span_layout(root, span, manifest_name)
+        if not fileio.isdir(folder):
+            raise spans.SpanError(f"span {span.name!r}: {folder} is gone (listed, then "
+                                  "removed before ingestion)")
+        prior = [listing.join(f, split_rule.INDEX_FILE) for f in _stored_before(store, span)]
+        artifact = standard_artifacts.Examples()
+        artifact.uri = partial
+        span_properties = {
+            **exec_properties,
+            standard_component_specs.INPUT_BASE_KEY: folder,
+            standard_component_specs.INPUT_CONFIG_KEY: _with_pattern(
+                exec_properties, manifest or _input_pattern(exec_properties)),
+            standard_component_specs.CUSTOM_CONFIG_KEY: {
+                **custom, split_rule.PRIOR_INDEXES_KEY: [p for p in prior if fileio.exists(p)]},
+            _ID_PREFIX_KEY: spans.image_id_prefix(span.name),
+            _LAYOUT_OVERRIDE_KEY: listing.LAYOUT_MANIFEST if manifest
+            else listing.LAYOUT_FOLDER,
+        }
+        try:
+            return self._ingest(input_dict, artifact, span_properties)
+        except (RuntimeError, ValueError) as e:
+            raise RuntimeError(f"span {span.name!r} ({folder}) was not ingested: {e}") from e
+
+    def _ingest(self, input_dict: Dict[str, List[types.Artifact]],
+                examples: types.Artifact, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+        """Ingests input_base into examples.uri; returns the checked ingestion report."""
         options = IngestionOptions.from_dict(parse_custom_config(exec_properties))
         report_path = listing.join(examples.uri, ingestion.REPORT_FILE)
         for stale in (report_path, listing.join(examples.uri, ingestion.REJECTED_CSV),
                       listing.join(examples.uri, split_rule.INDEX_FILE)):
             if fileio.exists(stale):  # a retried run's leftovers must not pass for its own
                 fileio.remove(stale)
+        output_dict = {standard_component_specs.EXAMPLES_KEY: [examples]}
         super().Do(input_dict, output_dict, {**exec_properties, _REPORT_DIR_KEY: examples.uri})
 
         report = ingestion_report.read_report(examples.uri)
@@ -276,12 +376,6 @@ class Executor(BaseExampleGenExecutor):
                      "%d normalised; report: %s", report["files_seen"], report["ingested"],
                      report["ingested_by_label"], rejected, report["counts_by_reason"],
                      len(report["normalised"]), report_path)
-        examples.set_int_custom_property(ingestion.INGESTED_COUNT, report["ingested"])
-        examples.set_int_custom_property(ingestion.REJECTED_COUNT, rejected)
-        examples.set_int_custom_property(ingestion.FILES_SEEN, report["files_seen"])
-        for key in (ingestion.NEAR_DUPLICATE_GROUPS,
-                    ingestion.LARGEST_NEAR_DUPLICATE_GROUP):
-            examples.set_int_custom_property(key, report[key])
         logging.info("ImageExampleGen: %d near-duplicate groups of 2 or more images, the "
                      "largest of %d", report[ingestion.NEAR_DUPLICATE_GROUPS],
                      report[ingestion.LARGEST_NEAR_DUPLICATE_GROUP])
@@ -290,3 +384,70 @@ class Executor(BaseExampleGenExecutor):
                             warning["detail"])
         ingestion_report.check_report(report, options.max_rejected_fraction, report_path,
                                       exec_properties[standard_component_specs.INPUT_BASE_KEY])
+        return report
+
+
+def _set_counts(examples: types.Artifact, report: Dict[str, Any], newly: int) -> None:
+    examples.set_int_custom_property(ingestion.INGESTED_COUNT, report["ingested"])
+    examples.set_int_custom_property(ingestion.REJECTED_COUNT, len(report["rejected"]))
+    examples.set_int_custom_property(ingestion.FILES_SEEN, report["files_seen"])
+    examples.set_int_custom_property(ingestion.NEWLY_INGESTED_COUNT, newly)
+    for key in (ingestion.NEAR_DUPLICATE_GROUPS, ingestion.LARGEST_NEAR_DUPLICATE_GROUP):
+        examples.set_int_custom_property(key, report[key])
+
+
+def _merge_reports(reports: List[Dict[str, Any]], folders: List[str]) -> Dict[str, Any]:
+    """The window's report: the stored spans' reports added up (ids name their span), and
+    the near-duplicate groups counted over the spans' indexes (a group may span spans)."""
+    merged: Dict[str, Any] = {"files_seen": 0, "ingested": 0, "rejected": [], "normalised": [],
+                              "counts_by_reason": {}, "ingested_by_label": {},
+                              ingestion_report.WARNINGS: []}
+    for report in reports:
+        for key in ("files_seen", "ingested"):
+            merged[key] += report[key]
+        for key in ("rejected", "normalised", ingestion_report.WARNINGS):
+            merged[key] += report.get(key, [])
+        for key in ("counts_by_reason", "ingested_by_label"):
+            for name, count in report[key].items():
+                merged[key][name] = merged[key].get(name, 0) + count
+    for key in ("counts_by_reason", "ingested_by_label"):
+        merged[key] = dict(sorted(merged[key].items()))
+    sizes = collections.Counter(
+        row.group for folder in folders
+        for row in split_rule.read_index(listing.join(folder, split_rule.INDEX_FILE)))
+    grouped = [n for n in sizes.values() if n > 1]
+    merged[ingestion.NEAR_DUPLICATE_GROUPS] = len(grouped)
+    merged[ingestion.LARGEST_NEAR_DUPLICATE_GROUP] = max(grouped, default=0)
+    merged[ingestion_report.NEAR_DUPLICATE_DISTANCE] = (
+        reports[-1].get(ingestion_report.NEAR_DUPLICATE_DISTANCE) if reports else None)
+    return merged
+
+
+def _input_pattern(exec_properties: Dict[str, Any]) -> str:
+    config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+    return config.splits[0].pattern
+
+
+def _with_pattern(exec_properties: Dict[str, Any], pattern: str) -> str:
+    config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+    config.splits[0].pattern = pattern
+    return proto_utils.proto_to_json(config)
+
+
+def _stored_before(store: str, span: spans.Span) -> List[str]:
+    """The stored folders of the spans before `span` (by span number): whose placements
+    an ingestion of `span` must keep (SPLIT_RULE.md)."""
+    folders = []
+    if not fileio.isdir(store):
+        return folders
+    for name in fileio.listdir(store):
+        parent = listing.join(store, name.rstrip("/"))
+        for version in fileio.listdir(parent):
+            folder = listing.join(parent, version.rstrip("/"))
+            if fileio.exists(listing.join(folder, span_store.RECORD_FILE)):
+                other = span_store.read_record(folder)["span"]
+                if other["number"] < span.number:
+                    folders.append(folder)
+    return sorted(folders)

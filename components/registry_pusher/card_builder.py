@@ -8,12 +8,14 @@ from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
+from tfx.utils import path_utils
 
 from components.artifacts import baseline as baseline_properties
 from components.artifacts import ingestion
 from components.artifacts.evaluation import Evaluation, read_evaluation
 from components.artifacts.metric_names import EXAMPLE_COUNT
 from components.serving.model_card import Lineage, ModelCard
+from trainer import warm_start
 from trainer.contract import class_name
 
 
@@ -92,6 +94,13 @@ def _intervals(result: Optional[Evaluation], labels: List[str]) -> Optional[Dict
     return values
 
 
+def _started_from(model: types.Artifact) -> Optional[Dict[str, Any]]:
+    record = warm_start.read_start(path_utils.serving_model_dir(model.uri))
+    if record is None:
+        return None
+    return {k: record.get(k) for k in ("started_from", "champion_version", "reason")}
+
+
 def build_card(model: types.Artifact, blessing: types.Artifact,
                evaluated: Optional[types.Artifact], examples: Optional[types.Artifact],
                labels: List[str], model_name: str, config: Dict[str, Any], config_hash: str,
@@ -111,6 +120,7 @@ def build_card(model: types.Artifact, blessing: types.Artifact,
         thresholds=_thresholds(config, baseline is not None),
         blessed=True,
         data=_data_counts(examples, result),
+        started_from=_started_from(model),
         config_hash=config_hash,
         params=_flatten({k: v for k, v in config.items() if k in ("data", "train", "eval")}),
         lineage=Lineage(

@@ -42,6 +42,8 @@ class ModelCard:
     blessed: bool = False
     # Ingestion counts (files_seen, ingested, rejected) and eval_examples.
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    # What training started from and why (trainer/warm_start.py's record); None if unknown.
+    started_from: Optional[Dict[str, Any]] = None
     config_hash: str = ""
     params: Dict[str, Any] = dataclasses.field(default_factory=dict)  # the config, flattened
     lineage: Lineage = dataclasses.field(default_factory=Lineage)

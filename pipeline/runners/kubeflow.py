@@ -75,8 +75,8 @@ def compile_spec(config: PipelineConfig) -> Dict[str, Any]:
     from pipeline.pipeline import create_pipeline, runtime_parameter_values  # TFX: heavy
 
     data_root, manifest = cluster_data_root(config)
-    tfx_pipeline = create_pipeline(config, data_root, manifest, runtime_parameters=True)
-    tfx_pipeline.pipeline_info.pipeline_root = config.kubeflow.pipeline_root
+    tfx_pipeline = create_pipeline(config, data_root, manifest, runtime_parameters=True,
+                                   pipeline_root=config.kubeflow.pipeline_root)
     runner = KubeflowV2DagRunner(config=KubeflowV2DagRunnerConfig(
         display_name=config.name, default_image=config.kubeflow.image,
         # Schema 2.1 (parameterType, parameterValues): what the KFP 2.x backend reads.
@@ -91,7 +91,9 @@ def compile_spec(config: PipelineConfig) -> Dict[str, Any]:
 def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, str]) -> None:
     """What TFX's compiler leaves out: the pipeline root, the runtime parameters' defaults
     (so a run may omit them), every container's resources (TFX drops them for
-    FileBasedExampleGen) and caching per task (TFX sets it for the whole pipeline)."""
+    FileBasedExampleGen) and caching per task (TFX sets it for the whole pipeline); and
+    what it gets wrong: a task output parameter names its producer `<task>_task`, a task
+    that does not exist (the task is `<task>`)."""
     spec["defaultPipelineRoot"] = config.kubeflow.pipeline_root
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     for name, value in defaults.items():
@@ -100,6 +102,10 @@ def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, 
     for name, task in spec["root"]["dag"]["tasks"].items():
         if name in NEVER_CACHED:
             task["cachingOptions"] = {"enableCache": False}
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            producer = parameter.get("taskOutputParameter", {})
+            if producer and producer["producerTask"] not in spec["root"]["dag"]["tasks"]:
+                producer["producerTask"] = producer["producerTask"].removesuffix("_task")
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         container = executors[label].get("container")
         if container is not None:

@@ -10,8 +10,11 @@ from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher
 
+from components.artifacts.span_names import split_span_source
+from components.span_listing.executor import outputs as listing_outputs
 from pipeline import data_source
 from pipeline.config import PipelineConfig
+from pipeline.component_ids import NEVER_CACHED_LOCALLY
 from pipeline.pipeline import create_pipeline, without_cache_for
 from pipeline.run_summary import RunSummary, summarize_latest_run
 
@@ -57,14 +60,19 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     out = out or sys.stdout
     start = time.monotonic()
     data_root, manifest = data_source.resolve(config)
+    # Listed here, before the run: TFX's cache keys SpanListing on this value (see
+    # component_ids.NEVER_CACHED_LOCALLY).
+    listing = listing_outputs(data_root, split_span_source(config.data.source)[1],
+                              config.data.window_spans, os.path.abspath(config.serving_dir),
+                              config.train.warm_start)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, data_root, manifest,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(
-            config.metadata_path))
+            config.metadata_path), precomputed=listing)
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
-    ir = without_cache_for(compiler.Compiler().compile(pipeline))
+    ir = without_cache_for(compiler.Compiler().compile(pipeline), NEVER_CACHED_LOCALLY)
     seconds: Dict[str, float] = {}
     with progress_lines(out, seconds):
         LocalDagRunner().run_with_ir(ir)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+COMPONENTS = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
               "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"}
-UPSTREAM = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+UPSTREAM = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
             "Trainer"}
 
 

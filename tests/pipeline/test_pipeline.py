@@ -9,7 +9,7 @@ from pipeline import data_source
 from pipeline.config import load_config
 from pipeline.pipeline import NEVER_CACHED, create_pipeline, without_cache_for
 
-COMPONENTS = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+COMPONENTS = ["SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"]
 
 

@@ -102,10 +102,27 @@ def test_every_task_is_a_container_running_the_configured_image(compiled):
                    .values())
 
 
-def test_only_the_baseline_lookup_is_never_cached(compiled):
+def test_only_the_baseline_lookup_and_the_span_listing_are_never_cached(compiled):
     caching = {name: task.get("cachingOptions", {}).get("enableCache", False)
                for name, task in _tasks(compiled["yaml"]).items()}
-    assert {name for name, cached in caching.items() if not cached} == {"LatestBlessedModel"}
+    assert {name for name, cached in caching.items() if not cached} == {
+        "LatestBlessedModel", "SpanListing"}
+
+
+def test_the_span_listing_reaches_ingestion_as_a_parameter_value(compiled):
+    """KFP's cache key holds parameter values, not artifact contents: the listing must be
+    an output parameter of a task that exists, read by ImageExampleGen."""
+    spec = compiled["yaml"]
+    listing = _tasks(spec)["ImageExampleGen"]["inputs"]["parameters"]["span_listing"]
+    assert listing == {"taskOutputParameter": {"producerTask": "SpanListing",
+                                               "outputParameterKey": "span_listing"}}
+    producer = spec["components"][_tasks(spec)["SpanListing"]["componentRef"]["name"]]
+    assert producer["outputDefinitions"]["parameters"]["span_listing"] == {
+        "parameterType": "STRING"}
+    # The champion a retrain starts from reaches the Trainer the same way.
+    assert _tasks(spec)["Trainer"]["inputs"]["parameters"]["warm_start"] == {
+        "taskOutputParameter": {"producerTask": "SpanListing",
+                                "outputParameterKey": "warm_start"}}
 
 
 def test_trainer_gets_the_configured_resources_and_every_task_has_some(compiled):

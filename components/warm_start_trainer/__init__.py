@@ -1,0 +1,1 @@
+"""WarmStartTrainer: TFX's Trainer with the warm-start parameter (trainer/warm_start.py)."""
