@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any, Dict, List
 
@@ -20,11 +21,17 @@ import tensorflow as tf
 from absl import logging
 from tfx.utils import io_utils
 
-from components.registry_pusher import serving_root
+from components.registry_pusher import fault_points, serving_root
 from trainer import contract
 
 STAGING_PREFIX = ".staging-"  # TF Serving loads numeric folders only
 PUBLISH_ATTEMPTS = 5
+
+
+def staging_prefix() -> str:
+    """This process's staging folders: `.staging-<pid>@<host>-`, so that a later push
+    can tell a dead process's leftover (reconcile.py) from a live push's copy."""
+    return f"{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}-"
 
 
 def _fsync(path: str) -> None:
@@ -38,6 +45,7 @@ def _fsync(path: str) -> None:
 def _copy_file(src: str, dst: str) -> str:
     shutil.copy2(src, dst)
     _fsync(dst)
+    fault_points.reached("copying")
     return dst
 
 
@@ -45,7 +53,7 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _write_file(path: str, text: str) -> None:
+def write_file(path: str, text: str) -> None:
     if is_remote(path):
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(text)
@@ -58,7 +66,7 @@ def _write_file(path: str, text: str) -> None:
 
 def _stage(model_dir: str, staging: str, labels: List[str]) -> None:
     shutil.copytree(model_dir, staging, copy_function=_copy_file)
-    _write_file(os.path.join(staging, contract.LABELS_FILE), "\n".join(labels) + "\n")
+    write_file(os.path.join(staging, contract.LABELS_FILE), "\n".join(labels) + "\n")
 
 
 def _finalize_card(card: Dict[str, Any], version: int, path: str) -> Dict[str, Any]:
@@ -75,7 +83,7 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
                   labels: List[str]) -> Dict[str, Any]:
     """Stages a copy beside the versions and renames it to the next version number."""
     os.makedirs(serving_dir, exist_ok=True)
-    staging_root = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=serving_dir)
+    staging_root = tempfile.mkdtemp(prefix=staging_prefix(), dir=serving_dir)
     staged = os.path.join(staging_root, "model")
     try:
         _stage(model_dir, staged, labels)
@@ -83,7 +91,7 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
             version = serving_root.next_version(serving_dir)
             target = os.path.join(serving_dir, str(version))
             final = _finalize_card(card, version, target)
-            _write_file(os.path.join(staged, serving_root.CARD_FILE), json.dumps(final, indent=1))
+            write_file(os.path.join(staged, serving_root.CARD_FILE), json.dumps(final, indent=1))
             _fsync_tree(staged)
             try:
                 os.rename(staged, target)
@@ -93,6 +101,7 @@ def publish_local(model_dir: str, serving_dir: str, card: Dict[str, Any],
                 logging.warning("version %d appeared while pushing; trying the next", version)
                 continue
             _fsync(serving_dir)
+            fault_points.reached("published")
             return final
         raise RuntimeError(f"could not claim a version under {serving_dir} in "
                            f"{PUBLISH_ATTEMPTS} attempts: concurrent pushes?")
@@ -109,16 +118,21 @@ def publish_remote(model_dir: str, serving_dir: str, card: Dict[str, Any],
         raise RuntimeError(f"{target} already exists: not overwriting a version")
     final = _finalize_card(card, version, target)
     io_utils.copy_dir(model_dir, target, deny_regex_patterns=[r"saved_model\.pb"])
-    _write_file(os.path.join(target, contract.LABELS_FILE), "\n".join(labels) + "\n")
-    _write_file(os.path.join(target, serving_root.CARD_FILE), json.dumps(final, indent=1))
+    write_file(os.path.join(target, contract.LABELS_FILE), "\n".join(labels) + "\n")
+    write_file(os.path.join(target, serving_root.CARD_FILE), json.dumps(final, indent=1))
     io_utils.copy_file(os.path.join(model_dir, serving_root.SAVED_MODEL_FILE),
                        os.path.join(target, serving_root.SAVED_MODEL_FILE))
     return final
 
 
 def withdraw(version_dir: str) -> None:
-    """Removes a published version nothing serves (the Trainer's artifact still has it)."""
+    """Removes a published version nothing serves (the Trainer's artifact still has it).
+    Locally it is first renamed to a staging name: cut short, it leaves no half version."""
     if is_remote(version_dir):
         tf.io.gfile.rmtree(version_dir)
-    else:
-        shutil.rmtree(version_dir)
+        return
+    parent = os.path.dirname(version_dir.rstrip("/"))
+    doomed = tempfile.mkdtemp(prefix=staging_prefix(), dir=parent)
+    os.rename(version_dir, os.path.join(doomed, "withdrawn"))
+    _fsync(parent)
+    shutil.rmtree(doomed)

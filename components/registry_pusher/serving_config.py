@@ -19,6 +19,7 @@ polls the file, so it is replaced whole (a temp file in the same folder, then a 
 and never holds text that does not parse.
 """
 import os
+import socket
 import uuid
 from typing import Any, Iterable, List, Optional
 
@@ -129,8 +130,10 @@ def restore(path: str, text: Optional[str]) -> None:
 def replace(path: str, text: str) -> None:
     """Writes `path` whole: a reader sees the old file or the new one, never a part."""
     folder = os.path.dirname(path)
-    # A dot-name: never taken for a model folder or the config itself.
-    tmp = os.path.join(folder, f".{CONFIG_FILE}.{uuid.uuid4().hex}")
+    # A dot-name: never taken for a model folder or the config itself; the writer's pid
+    # and host, so that a later push can remove it if the writer was killed.
+    tmp = os.path.join(folder, f".{CONFIG_FILE}.{os.getpid()}@{socket.gethostname()}-"
+                               f"{uuid.uuid4().hex}")
     gfile = _fs(path)
     if gfile:
         with gfile.GFile(tmp, "w") as f:
