@@ -1,16 +1,17 @@
 """Run the pipeline locally: LocalDagRunner, sqlite MLMD, progress lines and a summary."""
 import contextlib
+import datetime
 import os
 import sys
 import time
 from typing import Iterator, Optional, TextIO
 
-from tfx.dsl.compiler import compiler
+from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-from tfx.orchestration.portable import launcher
+from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
-from pipeline import data_source
+from pipeline import data_source, home_lock
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline, without_cache_for
 from pipeline.run_summary import RunSummary, summarize_latest_run
@@ -51,9 +52,15 @@ def progress_lines(out: TextIO) -> Iterator[None]:
 
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
-    """Runs the whole pipeline for `config` in this process and returns its summary."""
+    """Runs the whole pipeline for `config` in this process and returns its summary (of
+    this run, whatever ran since). One run at a time per home (home_lock.py)."""
     out = out or sys.stdout
     start = time.monotonic()
+    with home_lock.hold(config.home, out):
+        return _run_locked(config, out, start)
+
+
+def _run_locked(config: PipelineConfig, out: TextIO, start: float) -> RunSummary:
     data_root, manifest = data_source.resolve(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
@@ -63,8 +70,12 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
     ir = without_cache_for(compiler.Compiler().compile(pipeline))
+    # The run id LocalDagRunner would pick, chosen here so that the summary is this run's.
+    run_id = datetime.datetime.now().isoformat()
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
     with progress_lines(out):
         LocalDagRunner().run_with_ir(ir)
-    summary = summarize_latest_run(config)
+    summary = summarize_latest_run(config, run_id)
     summary.wall_seconds = time.monotonic() - start
     return summary
