@@ -9,6 +9,7 @@ to the serving_default signature as their encoded bytes, exactly as TF Serving r
 them; an image the model cannot decode is reported and the others still predicted.
 """
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -70,6 +71,17 @@ def predict(model_dir: str, images: Sequence[str], top_k: Optional[int] = None
     return results
 
 
+# TensorFlow's wrapping of an op's error: where it was raised, not why.
+_TF_NOISE = re.compile(r"^(Graph execution error:|Detected at node|\s|File |defined at|"
+                       r"<stack traces unavailable>)")
+_TF_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[.*?\]\]|\s*\[Op:[^\]]*\]")
+
+
 def _first_line(error: Exception) -> str:
+    """Why an image failed: the op's own message (e.g. "Unknown image file format"), not
+    TensorFlow's "Graph execution error:" heading and traceback."""
     text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not _TF_NOISE.match(line)] or lines
+    reason = _TF_NODE.sub("", reasons[0]).strip() if reasons else ""
+    return reason or type(error).__name__
