@@ -11,6 +11,7 @@ from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
+from components.image_example_gen import file_names
 from pipeline import data_source, home_lock
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline, without_cache_for
@@ -62,6 +63,8 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
 
 def _run_locked(config: PipelineConfig, out: TextIO, start: float) -> RunSummary:
     data_root, manifest = data_source.resolve(config)
+    if not manifest:  # before TFX's driver fingerprints them (it cannot name the file)
+        file_names.check_fingerprinted_names(data_root)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, data_root, manifest,

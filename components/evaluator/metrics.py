@@ -65,6 +65,12 @@ def _argmax_class_computations(kind: str, name: str, eval_config: Any = None,
                    if k.actual_class_id == class_id and k.predicted_class_id == class_id)
         actual = sum(v for k, v in entries.items() if k.actual_class_id == class_id)
         predicted = sum(v for k, v in entries.items() if k.predicted_class_id == class_id)
+        if kind == RECALL and actual == 0:
+            # A gate on NaN passes or fails by accident, and a NaN baseline fails every
+            # later candidate: no recall is better than a made-up one.
+            raise ValueError(f"class id {class_id} has no example in the eval split: its "
+                             "recall is undefined (ingestion requires "
+                             "data.min_images_per_split in each split)")
         precision, recall = _ratio(hits, predicted), _ratio(hits, actual)
         values = {PRECISION: precision, RECALL: recall,
                   F1: _ratio(2 * hits, actual + predicted)}
@@ -113,7 +119,8 @@ def label_rank(label: np.ndarray, scores: np.ndarray) -> int:
     label = np.asarray(label)
     true_class = int(np.argmax(label)) if label.size > 1 else int(label.reshape(-1)[0])
     if not 0 <= true_class < scores.size:
-        raise ValueError(f"label {true_class} is not a class id of {scores.size} scores")
+        raise ValueError(f"label {true_class} is not a class id of {scores.size} scores (a "
+                         "class missing from the train split is not in the vocabulary)")
     score = scores[true_class]
     return int(np.sum(scores > score) + np.sum(scores[:true_class] == score))
 

@@ -28,7 +28,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen import image_checks as checks
-from components.image_example_gen import listing
+from components.image_example_gen import labels, listing
 from components.image_example_gen import report as ingestion_report
 from components.image_example_gen.image_checks import Candidate, IngestionOptions, Outcome
 from trainer import features
@@ -114,6 +114,7 @@ def _ImagesToExample(  # pylint: disable=invalid-name
     listed = listing.list_inputs(input_base, split_pattern,
                                  custom.get(listing.LAYOUT_KEY, listing.LAYOUT_FOLDER))
     logging.info("ImageExampleGen: %d files listed under %s", len(listed), input_base)
+    labels.check_labels(item.label for item in listed if isinstance(item, Candidate))
 
     checked = (pipeline
                | "ListFiles" >> beam.Create(listed)
@@ -168,3 +169,8 @@ class Executor(BaseExampleGenExecutor):
         examples.set_int_custom_property(ingestion_report.FILES_SEEN, report["files_seen"])
         ingestion_report.check_report(report, options.max_rejected_fraction, report_path,
                                       exec_properties[standard_component_specs.INPUT_BASE_KEY])
+        if options.min_images_per_split:
+            labels.check_split_counts(labels.split_label_counts({
+                split: artifact_utils.get_split_uri([examples], split)
+                for split in artifact_utils.decode_split_names(examples.split_names)}),
+                options.min_images_per_split)

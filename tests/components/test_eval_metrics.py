@@ -67,3 +67,21 @@ def test_metric_keys_and_bad_input():
         metrics.TopKAccuracy(k=0)
     with pytest.raises(ValueError, match="not a class id of 3 scores"):
         metrics.label_rank(3, np.array([0.2, 0.3, 0.5]))
+
+
+def _class_metric(kind: str, class_id: int, entries: dict) -> float:
+    from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mc
+
+    computations = metrics._argmax_class_computations(  # pylint: disable=protected-access
+        kind, kind, sub_key=metric_types.SubKey(class_id=class_id))
+    matrices_key = computations[-2].keys[-1]
+    matrix = {mc.MatrixEntryKey(a, p): n for (a, p), n in entries.items()}
+    (value,) = computations[-1].result({matrices_key: {0.0: matrix}}).values()
+    return value
+
+
+def test_recall_of_a_class_absent_from_eval_is_an_error_not_nan():
+    entries = {(0, 0): 3.0, (0, 1): 1.0, (1, 1): 2.0}  # no example of class 2
+    assert _class_metric(names.RECALL, 0, entries) == 0.75
+    with pytest.raises(ValueError, match="class id 2 has no example in the eval split"):
+        _class_metric(names.RECALL, 2, entries)
