@@ -138,3 +138,19 @@ def test_a_copy_that_does_not_fit_leaves_nothing_and_the_next_push_succeeds(
     push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving,
          registry_uri, model_name=name)
     _assert_converged(serving, registry_uri, name)
+
+
+def test_a_registration_mlflow_refuses_leaves_no_run_running(tmp_path, models, registry_uri):
+    """A metric name MLflow refuses (a class named '..', from before ingestion checked
+    names): the registration fails, its run is FAILED rather than RUNNING for good."""
+    name = "refused"
+    serving = tmp_path / "serving" / name
+    push(tmp_path, models[0], blessing(tmp_path, True), serving, "", model_name=name)
+    card = json.loads((serving / "1" / "model_card.json").read_text())
+    card["per_class"] = {"..": {"recall": 1.0}}
+    with pytest.raises(Exception, match=r"\.\."):
+        mlflow_registry.register(registry_uri, name, card)
+    client = mlflow_registry.connect(registry_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, f"attributes.run_name = '{name}-v1'")
+    assert runs and all(r.info.status == "FAILED" for r in runs)
