@@ -69,19 +69,18 @@ def test_metric_keys_and_bad_input():
         metrics.label_rank(3, np.array([0.2, 0.3, 0.5]))
 
 
-def _class_metric(kind: str, class_id: int, entries: dict) -> float:
-    from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mc
 
-    computations = metrics._argmax_class_computations(  # pylint: disable=protected-access
-        kind, kind, sub_key=metric_types.SubKey(class_id=class_id))
-    matrices_key = computations[-2].keys[-1]
-    matrix = {mc.MatrixEntryKey(a, p): n for (a, p), n in entries.items()}
-    (value,) = computations[-1].result({matrices_key: {0.0: matrix}}).values()
-    return value
+def test_a_nan_recall_never_reaches_a_gate():
+    from components.evaluator.executor import undefined_gated_metrics
+    from components.evaluator.results import Evaluation
 
+    def evaluation(recall_b: float) -> Evaluation:
+        return Evaluation(metrics={names.ACCURACY: 0.9}, baseline={},
+                          per_class={0: {names.RECALL: 0.8, "precision": float("nan")},
+                                     1: {names.RECALL: recall_b}},
+                          baseline_per_class={}, confusion=[], slices=[],
+                          validation_ok=True, failures=[])
 
-def test_recall_of_a_class_absent_from_eval_is_an_error_not_nan():
-    entries = {(0, 0): 3.0, (0, 1): 1.0, (1, 1): 2.0}  # no example of class 2
-    assert _class_metric(names.RECALL, 0, entries) == 0.75
-    with pytest.raises(ValueError, match="class id 2 has no example in the eval split"):
-        _class_metric(names.RECALL, 2, entries)
+    assert undefined_gated_metrics(evaluation(0.5), ["a", "solo"]) == []
+    assert undefined_gated_metrics(evaluation(float("nan")), ["a", "solo"]) == [
+        f"{names.RECALL} of class 'solo'"]
