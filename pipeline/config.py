@@ -27,7 +27,7 @@ from components.image_example_gen.config import DataConfig
 from components.registry_pusher.config import RegistryConfig
 from pipeline.beam_config import BeamConfig
 from pipeline.kubeflow_config import KubeflowConfig
-from trainer.config_fields import ConfigError, build, check
+from trainer.config_fields import ConfigError, FlagText, build, check
 from trainer.train_config import TrainConfig
 
 
@@ -103,7 +103,8 @@ def _set_dotted(tree: Dict[str, Any], dotted: str, raw: str) -> None:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
             raise ConfigError(f"config field '{dotted}': '{key}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    # Read as YAML only once the field's type is known: a path stays what was typed.
+    node[keys[-1]] = FlagText(raw)
 
 
 def load_config(path: Optional[str] = None, overrides: Tuple[str, ...] = ()) -> PipelineConfig:

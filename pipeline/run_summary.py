@@ -132,6 +132,8 @@ class RunSummary:
                       "`imgpipe registry sync` registers it",
             "disabled": "disabled (registry.enabled=false)",
             "unchanged": "unchanged",
+            "caught_up": f"caught up: the push of version {self.pushed_version} was cut "
+                         "short and is now finished (stable in models.config, champion)",
         }.get(self.registry_status or "", self.registry_status or "")
 
 

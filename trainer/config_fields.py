@@ -8,6 +8,7 @@ custom_config) into the dataclass, converting each value to its declared type.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Dict, List
 
@@ -24,9 +25,26 @@ def check(ok: bool, name: str, expected: str) -> None:
         raise ConfigError(f"config field '{name}': expected {expected}")
 
 
+def _flag_text(value: Any, tp: Any) -> Any:
+    """A flag's text (--set x=TEXT) is the string typed for a string field, and read as
+    YAML for any other: `--home 0755` is the folder "0755", `train.seed=07` the number."""
+    if isinstance(value, FlagText) and tp is not str and tp is not bool:
+        try:
+            return yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:  # not YAML: the type check names the field
+            return str(value)
+    return value
+
+
+class FlagText(str):
+    """A value as typed on the command line: not yet read as YAML (see _flag_text)."""
+
+
 def coerce(value: Any, tp: Any, name: str) -> Any:
     """Converts a YAML / flag value to the field's declared type, or names the field."""
     origin = typing.get_origin(tp)
+    if origin is not typing.Union and not dataclasses.is_dataclass(tp):
+        value = _flag_text(value, list if origin in (list, List) else tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config field '{name}': expected a mapping of its fields")
@@ -41,6 +59,7 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         return [coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value)]
     if origin is typing.Union:  # Optional[X]
         inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        value = _flag_text(value, inner)
         return None if value is None else coerce(value, inner, name)
     try:
         if tp is bool:
@@ -53,11 +72,17 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             raise ValueError(value)
         if tp in (int, float) and isinstance(value, bool):
             raise ValueError(value)
-        return tp(value)
-    except (TypeError, ValueError):
+        converted = tp(value)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"config field '{name}': expected {getattr(tp, '__name__', tp)}, got {value!r}"
         ) from None
+    if tp is str and isinstance(value, (int, float, bool)):
+        raise ConfigError(f"config field '{name}': expected a string, got {value!r} "
+                          "(YAML read a number; put it in quotes)")
+    if tp is float and not math.isfinite(converted):
+        raise ConfigError(f"config field '{name}': expected a finite number, got {value!r}")
+    return converted
 
 
 def build(cls: Any, values: Dict[str, Any], prefix: str = "") -> Any:

@@ -25,6 +25,11 @@ TOP_K_CLASS_IDS = "top_k_class_ids"
 TOP_K_SCORES = "top_k_scores"
 TOP_K_CLASS_NAMES = "top_k_class_names"
 
+# The most pixels (width x height, read from the header before decoding) an input image
+# may have, in training and serving alike: decoding takes width*height*3 bytes
+# (image_ops.py). Ingestion's data.max_pixels may not exceed it.
+MAX_IMAGE_PIXELS = 32_000_000
+
 # The label vocabulary, one class name a line in class id order: in the SavedModel's
 # assets, beside a TFLite model, beside a pushed version.
 LABELS_FILE = "labels.txt"

@@ -3,6 +3,7 @@ written: to a temporary name beside it, then renamed, so a reader sees the old f
 new one, never a part, and a crash leaves at most a dot-named temporary behind."""
 import contextlib
 import os
+import socket
 import uuid
 from typing import Any, Iterator, Optional
 
@@ -30,13 +31,20 @@ def fsync(path: str) -> None:
         os.close(fd)
 
 
+def owner_prefix() -> str:
+    """`<pid>@<host>-`: starts the name of a temporary file or folder, so that a later run
+    can tell a dead writer's leftover from a live writer's (serving/reconcile.py)."""
+    return f"{os.getpid()}@{socket.gethostname()}-"
+
+
 @contextlib.contextmanager
 def written_then_renamed(path: str) -> Iterator[str]:
-    """Yields a temporary path beside `path` (a dot-name ending in the same file name, so
-    writers that look at the extension accept it) for the caller to write; renames it
+    """Yields a temporary path beside `path` (a dot-name with its writer's owner_prefix,
+    ending in the same file name, so writers that look at the extension accept it) for
+    the caller to write; renames it
     onto `path` when the block ends without an error, and removes it when it does not."""
     folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{uuid.uuid4().hex[:12]}.{name}")
+    tmp = os.path.join(folder, f".{owner_prefix()}{uuid.uuid4().hex[:12]}.{name}")
     gfile = remote_fs(path)
     try:
         yield tmp

@@ -113,7 +113,8 @@ def label_rank(label: np.ndarray, scores: np.ndarray) -> int:
     label = np.asarray(label)
     true_class = int(np.argmax(label)) if label.size > 1 else int(label.reshape(-1)[0])
     if not 0 <= true_class < scores.size:
-        raise ValueError(f"label {true_class} is not a class id of {scores.size} scores")
+        raise ValueError(f"label {true_class} is not a class id of {scores.size} scores (a "
+                         "class missing from the train split is not in the vocabulary)")
     score = scores[true_class]
     return int(np.sum(scores > score) + np.sum(scores[:true_class] == score))
 

@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 from components.image_example_gen.split_rule import CONFLICT_ACTIONS, CONFLICT_REJECT
 from components.artifacts.span_names import SpanError, split_span_source
+from trainer import contract
 from trainer.config_fields import check
 
 DEMO_DATA = "demo"  # data.source value that selects the embedded digits dataset
@@ -36,9 +37,14 @@ class DataConfig:
         default_factory=lambda: [".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"])
     # Formats the model decodes (sniffed from the bytes); others are rejected.
     accepted_formats: List[str] = field(default_factory=lambda: ["JPEG", "PNG"])
-    max_pixels: int = 40_000_000
+    max_pixels: int = contract.MAX_IMAGE_PIXELS  # the most the model decodes
+    # A bigger file is rejected (too_large) before it is read: 32 MP as PNG is ~100 MB.
+    max_file_mb: int = 200
     min_side: int = 8
     max_aspect_ratio: float = 50.0
+    # Each class needs this many images in each split (labels.py), else the run stops;
+    # 0 turns the check off.
+    min_images_per_split: int = 1
     # The run fails when more than this fraction of the files is rejected.
     max_rejected_fraction: float = 0.2
 
@@ -62,9 +68,13 @@ class DataConfig:
                "a list of extensions starting with '.', e.g. ['.jpg', '.png']")
         check(set(self.accepted_formats) <= {"JPEG", "PNG", "GIF", "BMP"},
                "data.accepted_formats", "a subset of JPEG, PNG, GIF, BMP")
-        check(self.max_pixels > 0, "data.max_pixels", "a positive integer")
+        check(0 < self.max_pixels <= contract.MAX_IMAGE_PIXELS, "data.max_pixels",
+               f"a positive integer up to {contract.MAX_IMAGE_PIXELS} (what the model decodes)")
+        check(self.max_file_mb > 0, "data.max_file_mb", "a positive number of megabytes")
         check(self.min_side >= 1, "data.min_side", "an integer >= 1")
         check(self.max_aspect_ratio >= 1, "data.max_aspect_ratio", "a number >= 1")
+        check(self.min_images_per_split >= 0, "data.min_images_per_split",
+               "an integer >= 0 (0: no check)")
         check(0 <= self.max_rejected_fraction <= 1, "data.max_rejected_fraction",
                "a fraction between 0 and 1")
 

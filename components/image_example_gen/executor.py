@@ -43,7 +43,7 @@ from tfx.utils import proto_utils
 from components.artifacts import ingestion
 from components.image_example_gen import fingerprint as fp
 from components.image_example_gen import image_checks as checks
-from components.image_example_gen import listing
+from components.image_example_gen import labels, listing
 from components.image_example_gen import report as ingestion_report
 from components.image_example_gen import split_rule
 from components.artifacts import spans
@@ -225,6 +225,7 @@ def _ImagesToExample(  # pylint: disable=invalid-name
         listed = [dataclasses.replace(item, image_id=prefix + item.image_id)
                   for item in listed]
     logging.info("ImageExampleGen: %d files listed under %s", len(listed), input_base)
+    labels.check_labels(item.label for item in listed if isinstance(item, Candidate))
 
     checked = (pipeline
                | "ListFiles" >> beam.Create(listed)
@@ -287,8 +288,14 @@ class Executor(BaseExampleGenExecutor):
         if not listing_json:  # the component used alone: one ingestion of input_base
             report = self._ingest(input_dict, examples, exec_properties)
             _set_counts(examples, report, report["ingested"])
-            return
-        self._ingest_spans(input_dict, examples, exec_properties, listing_json)
+        else:
+            self._ingest_spans(input_dict, examples, exec_properties, listing_json)
+        options = IngestionOptions.from_dict(parse_custom_config(exec_properties))
+        if options.min_images_per_split:  # over what trains and evaluates: the window
+            labels.check_split_counts(labels.split_label_counts({
+                split: artifact_utils.get_split_uri([examples], split)
+                for split in artifact_utils.decode_split_names(examples.split_names)}),
+                options.min_images_per_split)
 
     def _ingest_spans(self, input_dict: Dict[str, List[types.Artifact]],
                       examples: types.Artifact, exec_properties: Dict[str, Any],

@@ -103,11 +103,13 @@ class IngestionOptions:
     image_extensions: Tuple[str, ...]
     accepted_formats: Tuple[str, ...]
     max_pixels: int
+    max_file_mb: int
     min_side: int
     max_aspect_ratio: float
     max_rejected_fraction: float
     near_duplicate_distance: int
     conflicting_near_duplicates: str
+    min_images_per_split: int
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "IngestionOptions":
@@ -120,11 +122,13 @@ class IngestionOptions:
             image_extensions=tuple(e.lower() for e in values["image_extensions"]),
             accepted_formats=tuple(f.upper() for f in values["accepted_formats"]),
             max_pixels=int(values["max_pixels"]),
+            max_file_mb=int(values["max_file_mb"]),
             min_side=int(values["min_side"]),
             max_aspect_ratio=float(values["max_aspect_ratio"]),
             max_rejected_fraction=float(values["max_rejected_fraction"]),
             near_duplicate_distance=int(values["near_duplicate_distance"]),
             conflicting_near_duplicates=str(values["conflicting_near_duplicates"]),
+            min_images_per_split=int(values["min_images_per_split"]),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -192,6 +196,7 @@ def check_candidate(candidate: Candidate, options: IngestionOptions) -> Outcome:
     outcome = Outcome(candidate.image_id, candidate.label, candidate.source_dir)
     try:
         check_extension(candidate.image_id, options)
+        check_file_size(candidate.path, options)
         data = read_bytes(candidate.path)
         outcome = dataclasses.replace(outcome, sha256=hashlib.sha256(data).hexdigest())
         return dataclasses.replace(outcome, image=check_image_bytes(data, options))
@@ -206,6 +211,14 @@ def check_extension(name: str, options: IngestionOptions) -> None:
     if ext not in options.image_extensions:
         raise Rejection(REASON_UNSUPPORTED_EXTENSION,
                         f"extension '{ext}' is not one of {list(options.image_extensions)}")
+
+
+def check_file_size(path: str, options: IngestionOptions) -> None:
+    """A file over data.max_file_mb is rejected before a byte of it is read."""
+    size = fileio.stat(path).length if "://" in path else os.path.getsize(path)
+    if size > options.max_file_mb * 2 ** 20:
+        raise Rejection(REASON_TOO_LARGE, f"file of {size} bytes is larger than "
+                                          f"data.max_file_mb={options.max_file_mb} MB")
 
 
 def read_bytes(path: str) -> bytes:

@@ -32,6 +32,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from tfx.dsl.io import fileio
 
+from components.image_example_gen import file_names
 from components.image_example_gen import image_checks as checks
 from components.image_example_gen.image_checks import Candidate, Outcome
 from trainer.files import is_remote
@@ -97,7 +98,11 @@ def _list_local_folder(real_root: str, directory: str, parts: Tuple[str, ...],
         entry_parts = parts + (entry.name,)
         target = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
         image_id = "/".join(entry_parts)
-        if not _is_within(target, real_root):
+        if not file_names.is_valid(image_id):
+            yield Outcome(file_names.shown(image_id), reason=file_names.REASON_BAD_FILE_NAME,
+                          detail="the name is not valid UTF-8" + (
+                              "; the folder's files were not read" if entry.is_dir() else ""))
+        elif not _is_within(target, real_root):
             yield Outcome(image_id, reason=checks.REASON_PATH_ESCAPES_ROOT,
                           detail=f"symlink to {target}, outside the input root")
         elif os.path.isdir(target):
@@ -138,7 +143,13 @@ def _read_manifest(manifest_path: str) -> List[Tuple[int, Dict[str, str]]]:
     if not fileio.exists(manifest_path):
         raise ValueError(f"ImageExampleGen manifest not found: {manifest_path}")
     with fileio.open(manifest_path, "rb") as f:
-        text = f.read().decode("utf-8-sig")
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"manifest {manifest_path}, line {line}: byte {data[e.start]:#04x} "
+                         "is not UTF-8; save the manifest as UTF-8") from None
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
     if "path" not in header or "label" not in header:

@@ -14,7 +14,10 @@
 5. The version is registered in MLflow, as an MLflow model whose input example is the
    first eval image, and becomes `champion` (mlflow_registry.py). A registry failure is
    logged and recorded on the PushedModel (registry_status=failed, registry_error); the
-   push stands, and `imgpipe registry sync` registers it later.
+   push stands, and the next push (or `imgpipe registry sync`) registers it.
+
+Steps 3-5 run between a pending record and its removal; every push starts by finishing
+what a push cut short left (reconcile.py), so a crash at any point converges.
 """
 import json
 import os
@@ -32,8 +35,8 @@ from components.artifacts.model_contract import read_labels
 from components.artifacts.pushed_model import (PUSH_STATUS, PUSHED, PUSHED_DESTINATION,
                                                PUSHED_VERSION, REGISTRY_ERROR, REGISTRY_STATUS,
                                                REGISTRY_VERSION)
-from components.serving import (mlflow_registry, publish, serving_config, serving_root,
-                                tf_serving)
+from components.serving import (fault_points, mlflow_registry, publish, reconcile,
+                                serving_config, serving_root, tf_serving)
 from components.registry_pusher.card_builder import PusherRun, build_card
 from components.serving.model_card import ModelCard
 from trainer import features
@@ -81,19 +84,25 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
+        serving_dir = exec_properties[SERVING_DIR_KEY]
+        server_url = exec_properties.get(TF_SERVING_URL_KEY) or ""
+        timeout_s = exec_properties.get(TF_SERVING_TIMEOUT_KEY) or tf_serving.LOAD_TIMEOUT_S
+        finished = reconcile.reconcile(serving_dir, exec_properties[MODEL_NAME_KEY],
+                                       exec_properties.get(REGISTRY_URI_KEY) or "",
+                                       server_url, timeout_s)
         if not model_utils.is_model_blessed(blessing):
             logging.info("model not blessed (%s): nothing pushed", blessing.uri)
             pushed.set_int_custom_property(PUSHED, 0)
             pushed.set_string_custom_property(PUSH_STATUS, "not_blessed")
             return
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
-        serving_dir = exec_properties[SERVING_DIR_KEY]
         published = serving_root.find_published(serving_dir, model.uri)
         if published is not None:
             logging.info("model %s is already serving version %d: not pushed again",
                          model.uri, published[0])
             self._mark(pushed, serving_root.read_card(published[1]), "already_pushed")
-            pushed.set_string_custom_property(REGISTRY_STATUS, "unchanged")
+            pushed.set_string_custom_property(
+                REGISTRY_STATUS, "caught_up" if finished == published[0] else "unchanged")
             return
         model_dir = path_utils.serving_model_path(model.uri,
                                                   path_utils.is_old_model_artifact(model))
@@ -108,22 +117,32 @@ class Executor(base_executor.BaseExecutor):
         previous = serving_config.stable_version(serving_dir)
         if previous is None:  # no config yet: the newest version before this push
             previous = next((v for v, _ in serving_root.serving_versions(serving_dir)), None)
-        card = publish_version(model_dir, serving_dir, card, labels)
+        reconcile.begin(serving_dir, model.uri, previous)
+        try:
+            card = publish_version(model_dir, serving_dir, card, labels)
+        except BaseException:
+            if serving_root.find_published(serving_dir, model.uri) is None:
+                reconcile.end(serving_dir)  # nothing published: nothing to finish
+            raise
         logging.info("model pushed to %s", card.serving_path)
         try:
-            path = tf_serving.move_champion(
-                serving_dir, card.version, [previous],
-                exec_properties.get(TF_SERVING_URL_KEY) or "",
-                exec_properties.get(TF_SERVING_TIMEOUT_KEY) or tf_serving.LOAD_TIMEOUT_S)
+            path = tf_serving.move_champion(serving_dir, card.version, [previous],
+                                            server_url, timeout_s)
         except tf_serving.ServingError as e:
             publish.withdraw(card.serving_path)
+            reconcile.end(serving_dir)
             raise tf_serving.ServingError(
                 f"{e}. Version {card.version} was withdrawn ({card.serving_path} "
                 f"removed); models.config, the server and the registry are unchanged") from e
+        fault_points.reached("serving_config")
         self._mark(pushed, card, "pushed")
         logging.info("%s: stable = version %d", path, card.version)
-        self._register(pushed, card, exec_properties,
-                       _first_image(_optional(input_dict, EXAMPLES_KEY)))
+        if self._register(pushed, card, exec_properties,
+                          _first_image(_optional(input_dict, EXAMPLES_KEY))):
+            fault_points.reached("registered")
+            reconcile.finish(serving_dir, exec_properties[MODEL_NAME_KEY],
+                             exec_properties.get(REGISTRY_URI_KEY) or "")
+        # else the record stays: the next push registers it
 
     def _run(self) -> PusherRun:
         context = self._context
@@ -144,11 +163,12 @@ class Executor(base_executor.BaseExecutor):
 
     @staticmethod
     def _register(pushed: types.Artifact, card: ModelCard,
-                  exec_properties: Dict[str, Any], example_image: Optional[bytes]) -> None:
+                  exec_properties: Dict[str, Any], example_image: Optional[bytes]) -> bool:
+        """Registers the pushed version; False if the registry failed."""
         uri = exec_properties.get(REGISTRY_URI_KEY) or ""
         if not uri:
             pushed.set_string_custom_property(REGISTRY_STATUS, "disabled")
-            return
+            return True
         try:
             version = mlflow_registry.register(uri, exec_properties[MODEL_NAME_KEY], card,
                                                example_image=example_image)
@@ -160,8 +180,9 @@ class Executor(base_executor.BaseExecutor):
                           card.serving_path, uri, type(e).__name__, e)
             pushed.set_string_custom_property(REGISTRY_STATUS, "failed")
             pushed.set_string_custom_property(REGISTRY_ERROR, f"{type(e).__name__}: {e}"[:2000])
-            return
+            return False
         logging.info("registered as version %s of '%s' (champion)", version,
                      exec_properties[MODEL_NAME_KEY])
         pushed.set_string_custom_property(REGISTRY_STATUS, "registered")
         pushed.set_string_custom_property(REGISTRY_VERSION, version)
+        return True

@@ -15,6 +15,7 @@ be decoded: a bad image does not fail the others).
 import contextlib
 import io
 import os
+import re
 from importlib import metadata
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -82,13 +83,20 @@ def error_row(error: Exception) -> Dict[str, Any]:
             "error": first_line(error)}
 
 
+# TensorFlow's wrapping of an op's error: where it was raised, not why.
+_TF_NOISE = re.compile(r"^(Graph execution error:|Detected at node|\s|File |defined at|"
+                       r"<stack traces unavailable>)")
+_TF_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[.*?\]\]|\s*\[Op:[^\]]*\]")
+
+
 def first_line(error: Exception) -> str:
-    """The op's own message, without TF's "Graph execution error" and node lines."""
+    """Why an image failed: the op's own message (e.g. "Unknown image file format"), not
+    TensorFlow's "Graph execution error:" heading, node names and traceback."""
     text = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[")
-    useful = [line for line in lines if not line.startswith(noise)]
-    return (useful or lines or [type(error).__name__])[-1]
+    lines = [line for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not _TF_NOISE.match(line)] or lines
+    reason = _TF_NODE.sub("", reasons[0]).strip() if reasons else ""
+    return reason or type(error).__name__
 
 
 def _load_pyfunc(data_path: str) -> ImageClassifier:

@@ -16,9 +16,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
-from components.serving import mlflow_model, serving_root
+from components.serving import fault_points, mlflow_model, serving_root
 from components.serving.model_card import ModelCard
 from trainer import contract
 from trainer.files import is_remote, written_then_renamed
@@ -132,21 +132,28 @@ def _log_run(client: Any, uri: str, card: ModelCard) -> str:
     from mlflow.utils.time import get_current_time_millis
 
     experiment = _experiment_id(client, uri, card.lineage.pipeline_name or card.model_name)
-    run = client.create_run(experiment, run_name=f"{card.model_name}-v{card.version}")
+    run = client.create_run(experiment, run_name=f"{card.model_name}-v{card.version}",
+                            tags={SERVING_VERSION_TAG: str(card.version)})
     run_id = run.info.run_id
-    now = get_current_time_millis()
-    client.log_batch(
-        run_id,
-        metrics=[Metric(k, v, now, 0) for k, v in card_metrics(card).items()],
-        params=[Param(k, str(v)[:500]) for k, v in sorted(card.params.items())],
-        tags=[RunTag(k, v) for k, v in _version_tags(card).items()])
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, serving_root.CARD_FILE), "w") as f:
-            f.write(card.to_json())
-        with open(os.path.join(tmp, contract.LABELS_FILE), "w") as f:
-            f.write("\n".join(card.labels) + "\n")
-        client.log_artifacts(run_id, tmp, CARD_ARTIFACT_PATH)
+    try:
+        now = get_current_time_millis()
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in card_metrics(card).items()],
+            params=[Param(k, str(v)[:500]) for k, v in sorted(card.params.items())],
+            tags=[RunTag(k, v) for k, v in _version_tags(card).items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, serving_root.CARD_FILE), "w") as f:
+                f.write(card.to_json())
+            with open(os.path.join(tmp, contract.LABELS_FILE), "w") as f:
+                f.write("\n".join(card.labels) + "\n")
+            client.log_artifacts(run_id, tmp, CARD_ARTIFACT_PATH)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the registry may be what failed
+            client.set_terminated(run_id, "FAILED")  # never a run left RUNNING
+        raise
     client.set_terminated(run_id)
+    fault_points.reached("mlflow_run")
     return run_id
 
 
@@ -188,9 +195,21 @@ def register(uri: str, model_name: str, card: ModelCard, make_champion: bool = T
             model_name, source=info.model_uri if info else _version_source(uri, path, run_id),
             run_id=run_id, tags=tags, description=f"serving version {card.version} at {path}",
             model_id=info.model_id if info else None)
+    fault_points.reached("mlflow_version")
     if make_champion:
         set_champion(client, model_name, version.version)
     return str(version.version)
+
+
+def versions(client: Any, model_name: str) -> List[Any]:
+    """The registered versions of model_name ([] when it is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        return []
+    return list(client.search_model_versions(f"name='{model_name}'"))
 
 
 def champion(client: Any, model_name: str) -> Optional[Any]:

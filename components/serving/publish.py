@@ -20,18 +20,25 @@ import tensorflow as tf
 from absl import logging
 from tfx.utils import io_utils
 
-from components.serving import serving_root
+from components.serving import fault_points, serving_root
 from components.serving.model_card import ModelCard
 from trainer import contract
-from trainer.files import fsync, is_remote
+from trainer.files import fsync, is_remote, owner_prefix
 
 STAGING_PREFIX = ".staging-"  # TF Serving loads numeric folders only
 PUBLISH_ATTEMPTS = 5
 
 
+def staging_prefix() -> str:
+    """This process's staging folders: `.staging-<pid>@<host>-`, so that a later push
+    can tell a dead process's leftover (reconcile.py) from a live push's copy."""
+    return f"{STAGING_PREFIX}{owner_prefix()}"
+
+
 def _copy_file(src: str, dst: str) -> str:
     shutil.copy2(src, dst)
     fsync(dst)
+    fault_points.reached("copying")
     return dst
 
 
@@ -66,7 +73,7 @@ def publish_local(model_dir: str, serving_dir: str, card: ModelCard,
                   labels: List[str]) -> ModelCard:
     """Stages a copy beside the versions and renames it to the next version number."""
     os.makedirs(serving_dir, exist_ok=True)
-    staging_root = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=serving_dir)
+    staging_root = tempfile.mkdtemp(prefix=staging_prefix(), dir=serving_dir)
     staged = os.path.join(staging_root, "model")
     try:
         _stage(model_dir, staged, labels)
@@ -84,6 +91,7 @@ def publish_local(model_dir: str, serving_dir: str, card: ModelCard,
                 logging.warning("version %d appeared while pushing; trying the next", version)
                 continue
             fsync(serving_dir)
+            fault_points.reached("published")
             return final
         raise RuntimeError(f"could not claim a version under {serving_dir} in "
                            f"{PUBLISH_ATTEMPTS} attempts: concurrent pushes?")
@@ -108,8 +116,13 @@ def publish_remote(model_dir: str, serving_dir: str, card: ModelCard,
 
 
 def withdraw(version_dir: str) -> None:
-    """Removes a published version nothing serves (the Trainer's artifact still has it)."""
+    """Removes a published version nothing serves (the Trainer's artifact still has it).
+    Locally it is first renamed to a staging name: cut short, it leaves no half version."""
     if is_remote(version_dir):
         tf.io.gfile.rmtree(version_dir)
-    else:
-        shutil.rmtree(version_dir)
+        return
+    parent = os.path.dirname(version_dir.rstrip("/"))
+    doomed = tempfile.mkdtemp(prefix=staging_prefix(), dir=parent)
+    os.rename(version_dir, os.path.join(doomed, "withdrawn"))
+    fsync(parent)
+    shutil.rmtree(doomed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.artifacts.metric_names import ACCURACY
-from components.serving import serving_config, serving_root, tf_serving
+from components.serving import reconcile, serving_config, serving_root, tf_serving
 from components.serving.mlflow_registry import (CHAMPION, PREVIOUS_CHAMPION_TAG, SERVING_PATH_TAG,
                                                 SERVING_VERSION_TAG, champion, register,
                                                 set_champion)
@@ -75,6 +75,7 @@ def _move_champion(serving_dir: str, new: Any, old: Optional[Any], server_url: s
 def promote(client: Any, model_name: str, serving_version: int, serving_dir: str,
             server_url: str = "", timeout_s: float = tf_serving.LOAD_TIMEOUT_S) -> Any:
     """Makes serving_version the champion; returns its registry version."""
+    reconcile.reconcile(serving_dir, model_name, client.tracking_uri, server_url, timeout_s)
     version = by_serving_version(client, model_name, serving_version)
     path = version.tags.get(SERVING_PATH_TAG, "")
     if path and not is_remote(path) and not os.path.isdir(path):
@@ -89,6 +90,7 @@ def promote(client: Any, model_name: str, serving_version: int, serving_dir: str
 def rollback(client: Any, model_name: str, serving_dir: str, server_url: str = "",
              timeout_s: float = tf_serving.LOAD_TIMEOUT_S) -> Tuple[Any, Any]:
     """Moves champion back to the version it replaced; returns (from, to) versions."""
+    reconcile.reconcile(serving_dir, model_name, client.tracking_uri, server_url, timeout_s)
     current = champion(client, model_name)
     if current is None:
         raise RegistryError(f"'{model_name}' has no champion to roll back from")
@@ -143,8 +145,11 @@ def sync(client: Any, uri: str, model_name: str, serving_dir: str, server_url: s
     """Registers pushed versions the registry lacks (e.g. it was down during the push),
     then makes the champion and models.config's `stable` one version: the file's, when it
     has one (a push whose registration failed still labelled its version), else the
-    champion is written into the file. Returns (versions registered, champion's serving
+    champion is written into the file (after finishing a push cut short,
+    components/serving/reconcile.py). Returns (versions registered, champion's serving
     version)."""
+    # The serving side of a push cut short; the registration below is the registry's part.
+    reconcile.reconcile(serving_dir, model_name, "", server_url, timeout_s)
     registered = {e.serving_version for e in entries(client, model_name, serving_dir)
                   if e.registered}
     added = []

@@ -1,18 +1,21 @@
 """Run the pipeline locally: LocalDagRunner, sqlite MLMD, progress lines and a summary."""
 import contextlib
+import datetime
 import os
 import sys
 import time
 from typing import Dict, Iterator, Optional, TextIO
 
-from tfx.dsl.compiler import compiler
+from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-from tfx.orchestration.portable import launcher
+from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
 from components.artifacts.span_names import split_span_source
+from components.image_example_gen import file_names
 from components.span_listing.executor import outputs as listing_outputs
 from pipeline import data_source
+from pipeline.runners import home_lock
 from pipeline.config import PipelineConfig
 from pipeline.component_ids import NEVER_CACHED_LOCALLY
 from pipeline.pipeline import create_pipeline, without_cache_for
@@ -56,15 +59,23 @@ def progress_lines(out: TextIO, seconds: Dict[str, float]) -> Iterator[None]:
 
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
-    """Runs the whole pipeline for `config` in this process and returns its summary."""
+    """Runs the whole pipeline for `config` in this process and returns its summary (of
+    this run, whatever ran since). One run at a time per home (home_lock.py)."""
     out = out or sys.stdout
     start = time.monotonic()
+    with home_lock.hold(config.home, out):
+        return _run_locked(config, out, start)
+
+
+def _run_locked(config: PipelineConfig, out: TextIO, start: float) -> RunSummary:
     data_root, manifest = data_source.resolve(config)
     # Listed here, before the run: TFX's cache keys SpanListing on this value (see
     # component_ids.NEVER_CACHED_LOCALLY).
     listing = listing_outputs(data_root, split_span_source(config.data.source)[1],
                               config.data.window_spans, os.path.abspath(config.serving_dir),
                               config.train.warm_start)
+    if not manifest:  # before TFX's driver fingerprints them (it cannot name the file)
+        file_names.check_fingerprinted_names(data_root)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, data_root, manifest,
@@ -73,10 +84,14 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
     ir = without_cache_for(compiler.Compiler().compile(pipeline), NEVER_CACHED_LOCALLY)
+    # The run id LocalDagRunner would pick, chosen here so that the summary is this run's.
+    run_id = datetime.datetime.now().isoformat()
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
     seconds: Dict[str, float] = {}
     with progress_lines(out, seconds):
         LocalDagRunner().run_with_ir(ir)
-    summary = summarize_latest_run(config)
+    summary = summarize_latest_run(config, run_id)
     summary.wall_seconds = time.monotonic() - start
     summary.component_seconds = seconds
     return summary

@@ -47,3 +47,36 @@ def test_bad_yaml_file_is_named(tmp_path):
 
 def test_fingerprint_changes_with_any_knob():
     assert load_config().fingerprint() != load_config(overrides=("train.seed=1",)).fingerprint()
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--home", "0755"),                 # not the octal number 493
+    ("--data", "/photos/good #2"),      # not a YAML comment
+    ("--data", "[2024] photos"),        # not a YAML flow sequence
+    ("--data", "yes"),
+])
+def test_path_flags_are_the_text_typed(flag, value):
+    from pipeline.cli import _config_args, _load
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    _config_args(parser)
+    config = _load(parser.parse_args([flag, value]))
+    assert (config.home if flag == "--home" else config.data.source) == value
+
+
+@pytest.mark.parametrize("raw", [".inf", "-.inf", ".nan", "inf", "nan", "1e999"])
+def test_non_finite_numbers_are_refused(raw, tmp_path):
+    with pytest.raises(ConfigError, match="'train.learning_rate': expected a finite number"):
+        load_config(overrides=(f"train.learning_rate={raw}",))
+    path = tmp_path / "c.yaml"
+    path.write_text(f"train:\n  learning_rate: {raw}\n")
+    with pytest.raises(ConfigError, match="'train.learning_rate': expected a finite number"):
+        load_config(str(path))
+
+
+def test_a_number_in_yaml_where_a_path_is_expected_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("home: 0755\n")  # YAML 1.1: the octal number 493
+    with pytest.raises(ConfigError, match="'home': expected a string, got 493"):
+        load_config(str(path))

@@ -68,3 +68,20 @@ def test_metric_keys_and_bad_input():
         metrics.TopKAccuracy(k=0)
     with pytest.raises(ValueError, match="not a class id of 3 scores"):
         metrics.label_rank(3, np.array([0.2, 0.3, 0.5]))
+
+
+
+def test_a_nan_recall_never_reaches_a_gate():
+    from components.evaluator.executor import undefined_gated_metrics
+    from components.evaluator.results import Evaluation
+
+    def evaluation(recall_b: float) -> Evaluation:
+        return Evaluation(metrics={names.ACCURACY: 0.9}, baseline={},
+                          per_class={0: {names.RECALL: 0.8, "precision": float("nan")},
+                                     1: {names.RECALL: recall_b}},
+                          baseline_per_class={}, confusion=[], slices=[],
+                          validation_ok=True, failures=[])
+
+    assert undefined_gated_metrics(evaluation(0.5), ["a", "solo"]) == []
+    assert undefined_gated_metrics(evaluation(float("nan")), ["a", "solo"]) == [
+        f"{names.RECALL} of class 'solo'"]

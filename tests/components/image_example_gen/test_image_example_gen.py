@@ -182,7 +182,7 @@ def test_too_large_is_decided_from_the_header_alone(tmp_path):
     data[sof + 5:sof + 9] = (30000).to_bytes(2, "big") * 2
     outcome = _check(tmp_path, "huge.jpg", bytes(data))
     assert outcome.reason == checks.REASON_TOO_LARGE
-    assert "900000000 pixels" in outcome.detail and "max_pixels=40000000" in outcome.detail
+    assert "900000000 pixels" in outcome.detail and "max_pixels=32000000" in outcome.detail
     assert _check(tmp_path, "b.png", _png(11, (64, 64)), max_pixels=4095).reason == \
         checks.REASON_TOO_LARGE
 
@@ -341,7 +341,7 @@ def test_executor_on_manifest(tmp_path):
     (root / "labels.csv").write_text("\n".join(manifest_lines) + "\n")
 
     examples, report = _run(root, tmp_path / "out", manifest="labels.csv",
-                            max_rejected_fraction=0.8)
+                            max_rejected_fraction=0.8, min_images_per_split=0)
 
     by_id = _all_examples(tmp_path / "out")
     assert set(by_id) == set(kept)

@@ -174,7 +174,9 @@ def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path,
     blocker.write_text("a file where the registry's folder should be")
     broken = "sqlite:///" + str(blocker / "mlflow.db")
     pushed = push(tmp_path, models[0], blessing(tmp_path, True), serving, broken)
-    assert version_names(serving) == ["1"] and (serving / "1" / "saved_model.pb").is_file()
+    # The pending record stays: the registry is owed this version.
+    assert version_names(serving) == [".push-pending.json", "1"]
+    assert (serving / "1" / "saved_model.pb").is_file()
     assert prop(pushed, "pushed") == 1 and prop(pushed, "registry_status") == "failed"
     assert "not_a_folder" in prop(pushed, "registry_error")
     logged = "\n".join(r.getMessage() for r in caplog.records)
@@ -183,6 +185,7 @@ def test_registry_failure_keeps_the_pushed_model_and_sync_registers_it(tmp_path,
     client = mlflow_registry.connect(registry_uri)
     # The push labelled version 1 stable: sync makes the registry agree.
     assert registry.sync(client, registry_uri, "pets-outage", str(serving)) == ([1], 1)
+    assert version_names(serving) == ["1"]
     rows = registry.entries(client, "pets-outage", str(serving))
     assert [(r.serving_version, r.registered, r.aliases) for r in rows] == [
         (1, True, ["champion"])]

@@ -95,6 +95,7 @@ def test_rollback_and_promote_move_what_the_server_serves(first_push, tmp_path, 
     name, serving, config_file = first_push
     client = mlflow_registry.connect(registry_uri)
     with TFServingStandin(config_file) as server:
+        # A server still loading the stable version refuses any file that labels it.
         _eventually(lambda: _served(server, name) == (1, "AVAILABLE"))
         push(tmp_path, models[1], blessing(tmp_path, True, baseline=models[0]), serving,
              registry_uri, model_name=name, tf_serving_url=server.url)
