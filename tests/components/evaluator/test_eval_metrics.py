@@ -73,7 +73,7 @@ def test_metric_keys_and_bad_input():
 
 def test_a_nan_recall_never_reaches_a_gate():
     from components.evaluator.executor import undefined_gated_metrics
-    from components.evaluator.results import Evaluation
+    from components.artifacts.evaluation import Evaluation
 
     def evaluation(recall_b: float) -> Evaluation:
         return Evaluation(metrics={names.ACCURACY: 0.9}, baseline={},

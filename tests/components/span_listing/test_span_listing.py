@@ -2,7 +2,7 @@
 import json
 
 from components.span_listing import executor
-from components.registry_pusher import serving_root
+from components.serving import serving_root
 from trainer import warm_start
 
 
