@@ -42,6 +42,7 @@ class ComponentResources:
     latest_blessed_model: ResourceConfig = _resources(0.5, 2)
     evaluator: ResourceConfig = _resources(2, 8)
     pusher: ResourceConfig = _resources(0.5, 2)
+    notify_exit_handler: ResourceConfig = _resources(0.25, 1)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -12,6 +12,7 @@ from tfx.orchestration.portable import launcher
 
 from pipeline import data_source
 from pipeline.config import PipelineConfig
+from pipeline.notifications import Notifier
 from pipeline.pipeline import create_pipeline, without_cache_for
 from pipeline.run_summary import RunSummary, summarize_latest_run
 
@@ -51,8 +52,10 @@ def progress_lines(out: TextIO) -> Iterator[None]:
 
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
-    """Runs the whole pipeline for `config` in this process and returns its summary."""
+    """Runs the whole pipeline for `config` in this process and returns its summary;
+    tells the webhook (notify.*) when it fails, blesses nothing or pushes a version."""
     out = out or sys.stdout
+    notifier = Notifier(config)
     start = time.monotonic()
     data_root, manifest = data_source.resolve(config)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
@@ -63,8 +66,13 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
     print(f"imgpipe: running '{config.name}' on {data_root}"
           f"{'/' + manifest if manifest else ''}", file=out, flush=True)
     ir = without_cache_for(compiler.Compiler().compile(pipeline))
-    with progress_lines(out):
-        LocalDagRunner().run_with_ir(ir)
+    try:
+        with progress_lines(out):
+            LocalDagRunner().run_with_ir(ir)
+    except Exception as e:
+        notifier.run_failed(e)
+        raise
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
+    notifier.run_done(summary)
     return summary

@@ -37,6 +37,9 @@ class RunSummary:
     baseline_is_candidate: bool = False  # it was this very model: evaluated alone
     blessed: Optional[bool] = None
     failures: List[str] = dataclasses.field(default_factory=list)  # thresholds missed
+    # The same, as {metric, value, threshold, baseline}: the candidate's and the
+    # baseline's own values of the metric (for notifications).
+    failure_details: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     pushed_to: Optional[str] = None
     push_status: Optional[str] = None  # pushed | already_pushed | not_blessed
     pushed_version: Optional[int] = None
@@ -96,15 +99,21 @@ def open_store(config: PipelineConfig) -> metadata.Metadata:
         metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
-def find_run(store: Any, pipeline_name: str,
-             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
-    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
+def pipeline_runs(store: Any, pipeline_name: str) -> List[metadata_store_pb2.Context]:
+    """The pipeline_run contexts of pipeline_name, oldest first."""
     runs = list(store.get_contexts_by_type("pipeline_run"))
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is not None:
         in_pipeline = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
         runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)}
                 & in_pipeline]
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def find_run(store: Any, pipeline_name: str,
+             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
+    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
+    runs = pipeline_runs(store, pipeline_name)
     if run_id is not None:
         runs = [c for c in runs if c.name == run_id]
         if not runs:
@@ -120,7 +129,7 @@ def run_artifacts(store: Any, run: metadata_store_pb2.Context
 
     Cached executions count: their outputs are the artifacts they reused."""
     executions = store.get_executions_by_context(run.id)
-    nodes = _node_ids(store, executions)
+    nodes = node_ids(store, executions)
     events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
     outputs = [ev for ev in events if ev.type in (metadata_store_pb2.Event.OUTPUT,
                                                   metadata_store_pb2.Event.DECLARED_OUTPUT)]
@@ -142,7 +151,7 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
         store = m.store
         run = find_run(store, config.name, run_id)
         executions = store.get_executions_by_context(run.id)
-        nodes = _node_ids(store, executions)
+        nodes = node_ids(store, executions)
         summary = RunSummary(run_id=run.name, executions={})
         for execution in executions:
             summary.executions[nodes[execution.id]] = metadata_store_pb2.Execution.State.Name(
@@ -154,7 +163,7 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
         return summary
 
 
-def _node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
+def node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
     """Execution id -> component id, from the `node` context ("<pipeline>.<component>")."""
     node_type = store.get_context_type("node")
     ids = {}
@@ -222,6 +231,19 @@ def _read_evaluation(uri: str, summary: RunSummary, model=None) -> None:
             for c, values in sorted(result.per_class.items()) if RECALL in values]
     summary.had_baseline = summary.had_baseline or result.has_baseline
     summary.failures = [f.describe(labels) for f in result.failures]
+    summary.failure_details = [_failure_detail(f, result, labels) for f in result.failures]
+
+
+def _failure_detail(failure: Any, result: Any, labels: List[str]) -> Dict[str, Any]:
+    if failure.class_id is None:
+        value, base = result.metrics.get(failure.metric), result.baseline.get(failure.metric)
+        metric = failure.metric
+    else:
+        value = result.per_class.get(failure.class_id, {}).get(failure.metric)
+        base = result.baseline_per_class.get(failure.class_id, {}).get(failure.metric)
+        metric = f"{failure.metric} of class {contract.class_name(failure.class_id, labels)}"
+    threshold = f"{failure.threshold} vs baseline" if failure.is_change else failure.threshold
+    return {"metric": metric, "value": value, "threshold": threshold, "baseline": base}
 
 
 def dump_summary(summary: RunSummary, path: str) -> None:
