@@ -14,10 +14,19 @@ CHANNELS_KEY = "channels"
 FORMAT_KEY = "format"  # "JPEG" / "PNG" as sniffed from the bytes, not the extension
 SIZE_BUCKET_KEY = "size_bucket"  # "small" / "medium" / "large", for evaluation slices
 SOURCE_DIR_KEY = "source_dir"  # first folder under the class folder ("" when none)
+FILE_SIZE_KEY = "file_size"  # bytes of the stored encoded image
+BRIGHTNESS_KEY = "brightness"  # mean luma, 0-255, of a small greyscale thumbnail
+SHARPNESS_KEY = "sharpness"  # variance of the thumbnail's Laplacian (blur: low)
 
 STRING_FEATURES = (IMAGE_KEY, LABEL_KEY, IMAGE_ID_KEY, FORMAT_KEY, SIZE_BUCKET_KEY,
                    SOURCE_DIR_KEY)
-INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY)
+INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY, FILE_SIZE_KEY)
+FLOAT_FEATURES = (BRIGHTNESS_KEY, SHARPNESS_KEY)
+# What the data guard compares between runs: the class mix, and the images' properties.
+# (Identity and provenance, image_id and source_dir, never have a fixed set of values.)
+PROPERTY_FEATURES = (HEIGHT_KEY, WIDTH_KEY, FILE_SIZE_KEY, BRIGHTNESS_KEY, SHARPNESS_KEY)
+SIZE_FEATURES = (HEIGHT_KEY, WIDTH_KEY, FILE_SIZE_KEY)
+OPEN_VALUED_FEATURES = (IMAGE_ID_KEY, SOURCE_DIR_KEY)
 
 # Transformed features (Transform output, Trainer input).
 TRANSFORMED_IMAGE_KEY = IMAGE_KEY  # passed through unchanged
