@@ -8,6 +8,7 @@ owners define:
   beam      pipeline/beam_config.py                    BeamConfig
   kubeflow  pipeline/kubeflow_config.py                KubeflowConfig
   notify    components/notify/config.py                NotifyConfig
+  guard     components/data_guard/config.py            GuardConfig
 
 Loaded from YAML (all keys optional: every knob has a default) and overridden by
 `--set section.field=value` flags. Errors name the field and the expected form.
@@ -23,6 +24,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from components.data_guard.config import GuardConfig
 from components.evaluator.config import EvalConfig
 from components.image_example_gen.config import DataConfig
 from components.notify.config import REDACTED, NotifyConfig
@@ -49,6 +51,7 @@ class PipelineConfig:
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     # -- derived locations -------------------------------------------------------------
     @property
@@ -85,7 +88,7 @@ class PipelineConfig:
         check(bool(self.model_name) and "/" not in self.model_name, "model_name",
                "a non-empty name without '/'")
         for section in (self.data, self.train, self.eval, self.registry, self.beam,
-                        self.kubeflow, self.notify):
+                        self.kubeflow, self.notify, self.guard):
             section.validate()
         return self
 

@@ -10,7 +10,8 @@ from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher
 
-from pipeline import data_source
+from components.data_guard import report as guard_report
+from pipeline import data_source, history
 from pipeline.config import PipelineConfig
 from pipeline.notifications import Notifier
 from pipeline.pipeline import create_pipeline, without_cache_for
@@ -53,7 +54,8 @@ def progress_lines(out: TextIO) -> Iterator[None]:
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
     """Runs the whole pipeline for `config` in this process and returns its summary;
-    tells the webhook (notify.*) when it fails, blesses nothing or pushes a version."""
+    tells the webhook (notify.*) when it fails, blesses nothing or pushes a version. A run
+    the data guard stopped returns its summary (data_stopped, data_findings)."""
     out = out or sys.stdout
     notifier = Notifier(config)
     start = time.monotonic()
@@ -71,7 +73,15 @@ def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummar
             LocalDagRunner().run_with_ir(ir)
     except Exception as e:
         notifier.run_failed(e)
-        raise
+        findings = guard_report.findings_in(str(e).splitlines())
+        if not findings:
+            raise
+        # The data guard stopped the run: an outcome to report, not a crash.
+        history.record_stop(config, findings)
+        summary = summarize_latest_run(config)
+        summary.data_findings, summary.data_stopped = findings, True
+        summary.wall_seconds = time.monotonic() - start
+        return summary
     summary = summarize_latest_run(config)
     summary.wall_seconds = time.monotonic() - start
     notifier.run_done(summary)

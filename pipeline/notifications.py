@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 from absl import logging
 from ml_metadata.proto import metadata_store_pb2
 
+from components.data_guard import report as guard_report
 from components.notify import messages, webhook
 from components.notify.webhook import Message
 from pipeline.config import PipelineConfig
@@ -13,8 +14,6 @@ from pipeline.run_summary import RunSummary, node_ids, find_run, open_store
 # The task a failure is blamed on when no component execution failed (e.g. the DAG
 # could not start).
 RUNNER_TASK = "runner"
-# The first line of a data guard's error; the findings follow, one per line.
-DATA_STOP_MARKER = "the data guard stopped the run"
 
 
 def failed_task(config: PipelineConfig) -> tuple:
@@ -35,10 +34,10 @@ def failed_task(config: PipelineConfig) -> tuple:
 def failure_message(config: PipelineConfig, error: BaseException) -> Message:
     run_id, task = failed_task(config)
     text = f"{type(error).__name__}: {error}"
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if any(DATA_STOP_MARKER in line for line in lines):
-        start = next(i for i, line in enumerate(lines) if DATA_STOP_MARKER in line)
-        return messages.data_stopped(config.name, run_id, lines[start + 1:] or lines)
+    findings = guard_report.findings_in(
+        [line.strip() for line in str(error).splitlines() if line.strip()])
+    if findings:
+        return messages.data_stopped(config.name, run_id, findings)
     return messages.run_failed(config.name, run_id, task, text)
 
 

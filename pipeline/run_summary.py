@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.data_guard import report as guard_report
 from components.evaluator import baseline, results
 from components.evaluator.confidence import format_interval
 from components.evaluator.names import ACCURACY, RECALL
@@ -47,6 +48,10 @@ class RunSummary:
     registry_version: Optional[str] = None
     registry_error: Optional[str] = None
     wall_seconds: float = 0.0
+    # The data guard's anomalies and drift beyond its thresholds; data_stopped: they
+    # stopped the run before training.
+    data_findings: List[str] = dataclasses.field(default_factory=list)
+    data_stopped: bool = False
 
     def _baseline(self) -> str:
         if not self.had_baseline:
@@ -59,6 +64,13 @@ class RunSummary:
         return f"baseline {name}, accuracy {self.baseline_accuracy:.4f}"
 
     def lines(self) -> List[str]:
+        if self.data_stopped:
+            return [f"run {self.run_id} STOPPED before training after {self.wall_seconds:.1f} s",
+                    f"images: {self.files_seen} seen, {self.ingested} ingested, "
+                    f"{self.rejected} rejected",
+                    "the data guard found:", *[f"  {f}" for f in self.data_findings],
+                    "if the change is intended, `imgpipe schema accept` makes this run's data "
+                    "the reference"]
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
             acc += f" ({format_interval(self.accuracy_interval, self.interval_level)})"
@@ -66,6 +78,7 @@ class RunSummary:
             f"run {self.run_id} finished in {self.wall_seconds:.1f} s",
             f"images: {self.files_seen} seen, {self.ingested} ingested, {self.rejected} rejected"
             + (f" (see {self.rejection_report})" if self.rejected else ""),
+            *[f"data (warning): {f}" for f in self.data_findings],
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -196,6 +209,9 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         _read_evaluation(artifact.uri, summary, model)
     elif artifact.type == "PushedModel":
         _read_push(artifact, summary)
+    elif artifact.type == "ExampleAnomalies" and \
+            artifact_property(artifact, guard_report.FINDINGS) is not None:
+        summary.data_findings = json.loads(artifact_property(artifact, guard_report.FINDINGS))
 
 
 def _read_blessing(artifact, summary: RunSummary) -> None:

@@ -212,3 +212,11 @@ def _webhook():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(name="module_webhook", scope="module")
+def _module_webhook():
+    """A receiver shared by a module's tests (e.g. those reading one run's messages)."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

@@ -14,6 +14,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.orchestration.kubeflow.decorators import exit_handler
 
+from components.data_guard import report as guard_report
 from components.notify import messages, webhook
 from components.registry_pusher import serving_config, serving_root
 
@@ -42,6 +43,9 @@ def final_status_message(final_status: str, pipeline_name: str,
     if status.state == SUCCEEDED:
         return messages.run_succeeded(pipeline_name, run_id, champion(serving_dir))
     error = status.error.message or f"the run ended {status.state}"
+    findings = guard_report.findings_in([line.strip() for line in error.splitlines()])
+    if findings:
+        return messages.data_stopped(pipeline_name, run_id, findings)
     return messages.run_failed(pipeline_name, run_id, status.pipeline_task_name or "pipeline",
                                f"{status.state}: {error}")
 

@@ -101,3 +101,17 @@ def test_exit_handler_without_the_secret_sends_nothing(webhook, monkeypatch, tmp
     monkeypatch.delenv(notify_config.WEBHOOK_URL_ENV, raising=False)
     _run_exit_handler({"state": "FAILED"}, str(tmp_path))
     assert webhook.bodies == []
+
+
+def test_exit_handler_tells_a_data_guard_stop_from_a_crash(webhook, monkeypatch, tmp_path):
+    from components.data_guard.report import DataGuardStop
+
+    monkeypatch.setenv(notify_config.WEBHOOK_URL_ENV, webhook.url)
+    stop = DataGuardStop(["anomaly: label: Examples contain values missing from the "
+                          "schema: fox (~10%)."], "hint")
+    _run_exit_handler({"state": "FAILED", "pipelineJobName": "job-3",
+                       "error": {"message": f"Traceback ...\nDataGuardStop: {stop}"}},
+                      str(tmp_path))
+    body = webhook.bodies[0]["json"]
+    assert body["imgpipe"]["event"] == "data_stopped"
+    assert body["imgpipe"]["findings"] == stop.findings

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-              "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"}
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGuard",
+              "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
+              "DataReference"}
 UPSTREAM = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
             "Trainer"}
 
