@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_local(config)
     print("\n".join(["", "== summary =="] + summary.lines()), flush=True)
     dump_summary(summary, os.path.join(config.home, LAST_RUN_FILE))
-    return 0
+    return 1 if summary.data_stopped else 0
 
 
 # -- Kubeflow: compile, submit, schedule ------------------------------------------------------
@@ -297,6 +297,51 @@ def _add_registry_commands(sub: Any) -> None:
                                  help=f"serving version number or '{champion}'")
 
 
+# -- history and schema -----------------------------------------------------------------------
+def cmd_history(args: argparse.Namespace) -> int:
+    from pipeline.commands import history  # ML Metadata and TFX: heavy
+
+    config = _load(args)
+    try:
+        records = history.history(config, args.limit)
+    except RuntimeError as e:
+        print(f"imgpipe history: {e}")
+        return 1
+    print("\n".join(history.lines(records)))
+    return 0
+
+
+def cmd_schema_accept(args: argparse.Namespace) -> int:
+    from pipeline.commands import schema  # TFDV and TFX: heavy
+
+    config = _load(args)
+    try:
+        path, accepted, findings = schema.accept_run(config, args.run)
+    except (LookupError, RuntimeError) as e:
+        print(f"imgpipe schema accept: {e}")
+        return 1
+    print(f"accepted the data of run {accepted.record['run_id']} as the reference of "
+          f"champion version {accepted.record['version']} ({path})")
+    for finding in findings:
+        print(f"  accepted: {finding}")
+    return 0
+
+
+def _add_history_and_schema_commands(sub: Any) -> None:
+    history_ = sub.add_parser("history", help="one row per run from ML Metadata: data, "
+                              "accuracy with CI, baseline, blessed, pushed, data findings")
+    history_.add_argument("--limit", type=int, default=None, help="only the newest N runs")
+    _config_args(history_)
+    history_.set_defaults(func=cmd_history)
+    schema_ = sub.add_parser("schema", help="the data guard's reference schema")
+    commands = schema_.add_subparsers(dest="schema_command", required=True)
+    accept = commands.add_parser("accept", help="make a run's data (default: the newest "
+                                 "run's) the reference for the champion, on record")
+    accept.add_argument("run", nargs="?", help="pipeline run id (default: the newest run)")
+    _config_args(accept)
+    accept.set_defaults(func=cmd_schema_accept)
+
+
 # -- report and predict -----------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
     config = _load(args)
@@ -359,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kubeflow_commands(sub)
     _add_registry_commands(sub)
     _add_report_and_predict_commands(sub)
+    _add_history_and_schema_commands(sub)
     return parser
 
 

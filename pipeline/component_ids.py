@@ -12,13 +12,17 @@ TRAINER = "Trainer"
 BASELINE = "LatestBlessedModel"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
+DATA_GUARD = "DataGuard"
+DATA_REFERENCE = "DataReference"
+NOTIFY_EXIT_HANDLER = "NotifyExitHandler"
 
 # Nodes whose answer depends on the world, not on their inputs: never taken from the cache
 # (TFX sets caching per pipeline; the runners apply this per node). The local runner lists
 # the spans itself before a run and hands the listing to SpanListing, which TFX's cache
-# then keys on: there only the baseline lookup must always run.
-NEVER_CACHED = (BASELINE, SPAN_LISTING)
-NEVER_CACHED_LOCALLY = (BASELINE,)
+# then keys on: there SpanListing may come from the cache. The data guard reads the
+# champion's reference and DataReference writes it: both follow the serving root.
+NEVER_CACHED_LOCALLY = (BASELINE, DATA_GUARD, DATA_REFERENCE)
+NEVER_CACHED = (*NEVER_CACHED_LOCALLY, SPAN_LISTING)
 
 # component id -> its field of kubeflow.resources (kubeflow_config.ComponentResources)
 RESOURCE_FIELDS = {
@@ -32,4 +36,7 @@ RESOURCE_FIELDS = {
     BASELINE: "latest_blessed_model",
     EVALUATOR: "evaluator",
     PUSHER: "pusher",
+    DATA_GUARD: "data_guard",
+    DATA_REFERENCE: "data_reference",
+    NOTIFY_EXIT_HANDLER: "notify_exit_handler",
 }

@@ -7,6 +7,8 @@ owners define:
   registry  components/registry_pusher/config.py      RegistryConfig
   beam      pipeline/beam_config.py                    BeamConfig
   kubeflow  pipeline/kubeflow_config.py                KubeflowConfig
+  notify    components/notify/config.py                NotifyConfig
+  guard     components/data_guard/config.py            GuardConfig
 
 Loaded from YAML (all keys optional: every knob has a default) and overridden by
 `--set section.field=value` flags. Errors name the field and the expected form.
@@ -22,8 +24,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from components.data_guard.config import GuardConfig
 from components.evaluator.config import EvalConfig
 from components.image_example_gen.config import DataConfig
+from components.notify.config import REDACTED, NotifyConfig
 from components.registry_pusher.config import RegistryConfig
 from pipeline.beam_config import BeamConfig
 from pipeline.kubeflow_config import KubeflowConfig
@@ -48,6 +52,8 @@ class PipelineConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     # -- derived locations -------------------------------------------------------------
     @property
@@ -84,12 +90,17 @@ class PipelineConfig:
         check(bool(self.model_name) and "/" not in self.model_name, "model_name",
                "a non-empty name without '/'")
         for section in (self.data, self.train, self.eval, self.registry, self.beam,
-                        self.kubeflow):
+                        self.kubeflow, self.notify, self.guard):
             section.validate()
         return self
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as plain values, the webhook URL (a secret) redacted: this is what
+        model cards, compiled specs and fingerprints see."""
+        values = dataclasses.asdict(self)
+        if values["notify"]["webhook_url"]:
+            values["notify"]["webhook_url"] = REDACTED
+        return values
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

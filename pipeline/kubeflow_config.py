@@ -44,6 +44,9 @@ class ComponentResources:
     span_listing: ResourceConfig = _resources(0.5, 1)
     evaluator: ResourceConfig = _resources(2, 8)
     pusher: ResourceConfig = _resources(0.5, 2)
+    notify_exit_handler: ResourceConfig = _resources(0.25, 1)
+    data_guard: ResourceConfig = _resources(0.5, 2)
+    data_reference: ResourceConfig = _resources(0.5, 2)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

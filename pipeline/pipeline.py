@@ -1,7 +1,8 @@
 """create_pipeline(config): the one DAG every runner uses. Pure: builds, runs nothing.
 
-SpanListing -> ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
--> LatestBlessedModel (the baseline) -> Evaluator -> Pusher
+SpanListing -> ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform
+-> Trainer -> LatestBlessedModel (the baseline) -> Evaluator -> Pusher -> DataReference
+StatisticsGen -> DataGuard (the champion's schema and data) -> Transform (order only)
 """
 import hashlib
 import json
@@ -19,6 +20,8 @@ from tfx.proto.orchestration import pipeline_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import trainer
+from components.data_guard.component import DataGuard
+from components.data_reference.component import DataReference
 from components.evaluator.component import Evaluator
 from components.evaluator.tfma_config import eval_config
 from components.image_example_gen.component import ImageExampleGen
@@ -146,11 +149,17 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
     ).with_id(ids.EXAMPLE_VALIDATOR)
 
+    serving_dir = _absolute(config.serving_dir)
+    guard = DataGuard(statistics=statistics_gen.outputs["statistics"], serving_dir=serving_dir,
+                      guard=config.guard).with_id(ids.DATA_GUARD)
+
     code_version = {"code_version": source_fingerprint(trainer)}
     transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn",
         custom_config=code_version, disable_statistics=True).with_id(ids.TRANSFORM)
+    if config.guard.enabled:
+        transform.add_upstream_node(guard)  # nothing trains on data the guard stopped
     trainer_component = WarmStartTrainer(
         run_fn="trainer.task.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -177,9 +186,17 @@ def create_pipeline(config: PipelineConfig, data_root: str, manifest: Optional[s
         tf_serving_url=config.registry.tf_serving_url,
         tf_serving_timeout_s=config.registry.tf_serving_timeout_s,
     ).with_id(ids.PUSHER)
+    data_reference = DataReference(
+        pushed_model=pusher.outputs["pushed_model"],
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        serving_dir=serving_dir, size_range_factor=config.guard.size_range_factor,
+    ).with_id(ids.DATA_REFERENCE)
 
     components: List[Any] = [listing, example_gen, statistics_gen, schema_gen, example_validator,
-                             transform, trainer_component, baseline, evaluator, pusher]
+                             transform, trainer_component, baseline, evaluator, pusher,
+                             data_reference]
+    if config.guard.enabled:
+        components.append(guard)
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=root,

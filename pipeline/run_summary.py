@@ -10,6 +10,7 @@ from tfx.orchestration import metadata
 from tfx.utils import path_utils
 
 from components.artifacts import baseline, evaluation, ingestion, model_contract
+from components.artifacts import data_guard as guard_report
 from components.artifacts import pushed_model as pusher
 from components.artifacts.confidence import format_interval
 from components.artifacts.metric_names import ACCURACY, RECALL
@@ -21,6 +22,8 @@ from trainer import contract, warm_start
 
 # Where `imgpipe run` leaves the summary of its run, in home (dump_summary's JSON).
 LAST_RUN_FILE = "last_run_summary.json"
+# What stopped a run, kept on the data guard's failed execution (record_stop).
+STOP_FINDINGS = "data_guard_findings"
 
 
 @dataclasses.dataclass
@@ -49,6 +52,9 @@ class RunSummary:
     baseline_is_candidate: bool = False  # it was this very model: evaluated alone
     blessed: Optional[bool] = None
     failures: List[str] = dataclasses.field(default_factory=list)  # thresholds missed
+    # The same, as {metric, value, threshold, baseline}: the candidate's and the
+    # baseline's own values of the metric (for notifications).
+    failure_details: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     pushed_to: Optional[str] = None
     push_status: Optional[str] = None  # pushed | already_pushed | not_blessed
     pushed_version: Optional[int] = None
@@ -58,6 +64,10 @@ class RunSummary:
     wall_seconds: float = 0.0
     # component id -> seconds from its launch to its end, as the progress lines show them
     component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # The data guard's anomalies and drift beyond its thresholds; data_stopped: they
+    # stopped the run before training.
+    data_findings: List[str] = dataclasses.field(default_factory=list)
+    data_stopped: bool = False
 
     def _baseline(self) -> str:
         if not self.had_baseline:
@@ -97,6 +107,13 @@ class RunSummary:
         return f"{start.get('started_from')} ({start.get('reason')})"
 
     def lines(self) -> List[str]:
+        if self.data_stopped:
+            return [f"run {self.run_id} STOPPED before training after {self.wall_seconds:.1f} s",
+                    f"images: {self.files_seen} seen, {self.ingested} ingested, "
+                    f"{self.rejected} rejected",
+                    "the data guard found:", *[f"  {f}" for f in self.data_findings],
+                    "if the change is intended, `imgpipe schema accept` makes this run's data "
+                    "the reference"]
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.accuracy_interval:
             acc += f" ({format_interval(self.accuracy_interval, self.interval_level)})"
@@ -107,6 +124,7 @@ class RunSummary:
             *([self._near_duplicates()] if self.near_duplicate_groups is not None else []),
             *self._spans(),
             *([f"training started from {self._start()}"] if self.started_from else []),
+            *[f"data (warning): {f}" for f in self.data_findings],
             f"eval accuracy: {acc}; {self._baseline()}",
             *([f"recall by class ({round(100 * self.interval_level)}% CI): " + ", ".join(
                 f"{name} {recall:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
@@ -142,15 +160,21 @@ def open_store(config: PipelineConfig) -> metadata.Metadata:
         metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
-def find_run(store: Any, pipeline_name: str,
-             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
-    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
+def pipeline_runs(store: Any, pipeline_name: str) -> List[metadata_store_pb2.Context]:
+    """The pipeline_run contexts of pipeline_name, oldest first."""
     runs = list(store.get_contexts_by_type("pipeline_run"))
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is not None:
         in_pipeline = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
         runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)}
                 & in_pipeline]
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def find_run(store: Any, pipeline_name: str,
+             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
+    """The pipeline_run context named run_id, or the newest run of pipeline_name."""
+    runs = pipeline_runs(store, pipeline_name)
     if run_id is not None:
         runs = [c for c in runs if c.name == run_id]
         if not runs:
@@ -166,7 +190,7 @@ def run_artifacts(store: Any, run: metadata_store_pb2.Context
 
     Cached executions count: their outputs are the artifacts they reused."""
     executions = store.get_executions_by_context(run.id)
-    nodes = _node_ids(store, executions)
+    nodes = node_ids(store, executions)
     events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
     outputs = [ev for ev in events if ev.type in (metadata_store_pb2.Event.OUTPUT,
                                                   metadata_store_pb2.Event.DECLARED_OUTPUT)]
@@ -188,7 +212,7 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
         store = m.store
         run = find_run(store, config.name, run_id)
         executions = store.get_executions_by_context(run.id)
-        nodes = _node_ids(store, executions)
+        nodes = node_ids(store, executions)
         summary = RunSummary(run_id=run.name, executions={})
         for execution in executions:
             summary.executions[nodes[execution.id]] = metadata_store_pb2.Execution.State.Name(
@@ -203,7 +227,7 @@ def summarize_latest_run(config: PipelineConfig, run_id: Optional[str] = None) -
         return summary
 
 
-def _node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
+def node_ids(store: Any, executions: List[metadata_store_pb2.Execution]) -> Dict[int, str]:
     """Execution id -> component id, from the `node` context ("<pipeline>.<component>")."""
     node_type = store.get_context_type("node")
     ids = {}
@@ -245,6 +269,9 @@ def _read_artifact(artifact, summary: RunSummary, model=None) -> None:
         _read_evaluation(artifact.uri, summary, model)
     elif artifact.type == "PushedModel":
         _read_push(artifact, summary)
+    elif artifact.type == "ExampleAnomalies" and \
+            artifact_property(artifact, guard_report.FINDINGS) is not None:
+        summary.data_findings = json.loads(artifact_property(artifact, guard_report.FINDINGS))
 
 
 def _read_blessing(artifact, summary: RunSummary) -> None:
@@ -280,8 +307,36 @@ def _read_evaluation(uri: str, summary: RunSummary, model=None) -> None:
             for c, values in sorted(result.per_class.items()) if RECALL in values]
     summary.had_baseline = summary.had_baseline or result.has_baseline
     summary.failures = [f.describe(labels) for f in result.failures]
+    summary.failure_details = [_failure_detail(f, result, labels) for f in result.failures]
+
+
+def _failure_detail(failure: Any, result: Any, labels: List[str]) -> Dict[str, Any]:
+    if failure.class_id is None:
+        value, base = result.metrics.get(failure.metric), result.baseline.get(failure.metric)
+        metric = failure.metric
+    else:
+        value = result.per_class.get(failure.class_id, {}).get(failure.metric)
+        base = result.baseline_per_class.get(failure.class_id, {}).get(failure.metric)
+        metric = f"{failure.metric} of class {contract.class_name(failure.class_id, labels)}"
+    threshold = f"{failure.threshold} vs baseline" if failure.is_change else failure.threshold
+    return {"metric": metric, "value": value, "threshold": threshold, "baseline": base}
 
 
 def dump_summary(summary: RunSummary, path: str) -> None:
     with open(path, "w") as f:
         json.dump(dataclasses.asdict(summary), f, indent=1)
+
+
+def record_stop(config: PipelineConfig, findings: List[str], run_id: Optional[str] = None
+                ) -> None:
+    """Keeps what stopped the newest run on the guard's failed execution: TFX records no
+    error for an executor that raised, and removes its outputs."""
+    with open_store(config) as m:
+        run = find_run(m.store, config.name, run_id)
+        executions = m.store.get_executions_by_context(run.id)
+        nodes = node_ids(m.store, executions)
+        failed = [e for e in executions if nodes[e.id] == ids.DATA_GUARD and
+                  e.last_known_state == metadata_store_pb2.Execution.FAILED]
+        for execution in failed:
+            execution.custom_properties[STOP_FINDINGS].string_value = json.dumps(findings)
+        m.store.put_executions(failed)

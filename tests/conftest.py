@@ -176,3 +176,59 @@ def contract_model(tmp_path_factory) -> Path:
     tf.saved_model.save(module, str(path), signatures={contract.SERVING_SIGNATURE: module.serve})
     (path / contract.LABELS_FILE).write_text("\n".join(CONTRACT_LABELS) + "\n")
     return path
+
+
+# -- a webhook receiver on loopback: what notifications POST ------------------------------
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that records each POSTed JSON body and answers
+    `status` (200 unless a test changes it)."""
+
+    def __init__(self):
+        import http.server
+        import json
+        import threading
+
+        receiver = self
+        self.bodies = []
+        self.status = 200
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.bodies.append({"path": self.path,
+                                        "content_type": self.headers.get("Content-Type"),
+                                        "json": json.loads(self.rfile.read(length))})
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        # The path stands for the secret part of a real webhook URL.
+        self.token = "T0KEN-not-for-logs"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{self.token}"
+
+    def events(self):
+        return [b["json"]["imgpipe"]["event"] for b in self.bodies]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(name="webhook")
+def _webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(name="module_webhook", scope="module")
+def _module_webhook():
+    """A receiver shared by a module's tests (e.g. those reading one run's messages)."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

@@ -17,10 +17,20 @@ SOURCE_DIR_KEY = "source_dir"  # first folder under the class folder ("" when no
 # 64-bit perceptual hash of the pixels (signed int64 of the same bits); ingestion's split
 # rule groups near-duplicates by it. Transform and the model ignore it.
 FINGERPRINT_KEY = "image/fingerprint"
+FILE_SIZE_KEY = "file_size"  # bytes of the stored encoded image
+BRIGHTNESS_KEY = "brightness"  # mean luma, 0-255, of a small greyscale thumbnail
+SHARPNESS_KEY = "sharpness"  # variance of the thumbnail's Laplacian (blur: low)
 
 STRING_FEATURES = (IMAGE_KEY, LABEL_KEY, IMAGE_ID_KEY, FORMAT_KEY, SIZE_BUCKET_KEY,
                    SOURCE_DIR_KEY)
-INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY, FINGERPRINT_KEY)
+INT_FEATURES = (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY, FINGERPRINT_KEY, FILE_SIZE_KEY)
+FLOAT_FEATURES = (BRIGHTNESS_KEY, SHARPNESS_KEY)
+# What the data guard compares between runs: the class mix, and the images' properties.
+# (Identity and provenance, image_id, source_dir and the fingerprint, never have a fixed
+# set of values.)
+PROPERTY_FEATURES = (HEIGHT_KEY, WIDTH_KEY, FILE_SIZE_KEY, BRIGHTNESS_KEY, SHARPNESS_KEY)
+SIZE_FEATURES = (HEIGHT_KEY, WIDTH_KEY, FILE_SIZE_KEY)
+OPEN_VALUED_FEATURES = (IMAGE_ID_KEY, SOURCE_DIR_KEY, FINGERPRINT_KEY)
 
 # Transformed features (Transform output, Trainer input).
 TRANSFORMED_IMAGE_KEY = IMAGE_KEY  # passed through unchanged

@@ -122,6 +122,11 @@ def to_example(outcome: Outcome) -> tf.train.Example:
         features.SIZE_BUCKET_KEY: _bytes_feature(image.size_bucket),
         features.SOURCE_DIR_KEY: _bytes_feature(outcome.source_dir),
         features.FINGERPRINT_KEY: _int_feature(fp.to_int64(image.fingerprint)),
+        features.FILE_SIZE_KEY: _int_feature(image.file_size),
+        features.BRIGHTNESS_KEY: tf.train.Feature(
+            float_list=tf.train.FloatList(value=[image.brightness])),
+        features.SHARPNESS_KEY: tf.train.Feature(
+            float_list=tf.train.FloatList(value=[image.sharpness])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature))
 

@@ -52,6 +52,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tfx.dsl.io import fileio
@@ -95,6 +96,8 @@ _SMALL_MAX_SIDE = 128
 _MEDIUM_MAX_SIDE = 512
 # The TF check only needs a successful decode; a small output keeps the resize cheap.
 _TF_CHECK_SIZE = 32
+# Brightness and sharpness are measured on a thumbnail about this size.
+_PROPERTY_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ class CheckedImage:
     channels: int
     normalised: str = ""  # a human explanation when `encoded` is not the original file
     fingerprint: int = 0  # perceptual hash of the stored pixels (fingerprint.py), unsigned
+    # Cheap properties for the data guard (image_properties below).
+    file_size: int = 0
+    brightness: float = 0.0
+    sharpness: float = 0.0
 
     @property
     def size_bucket(self) -> str:
@@ -378,9 +385,25 @@ def _checked(image: Image.Image, encoded: bytes, fmt: str, normalised: str = "")
         channels = len(image.palette.mode)
     else:
         channels = len(image.getbands())
+    brightness, sharpness = image_properties(image)
     return CheckedImage(encoded=encoded, format=fmt, height=image.height, width=image.width,
                         channels=channels, normalised=normalised,
-                        fingerprint=fingerprint.fingerprint(image, encoded))
+                        fingerprint=fingerprint.fingerprint(image, encoded),
+                        file_size=len(encoded),
+                        brightness=brightness, sharpness=sharpness)
+
+
+def image_properties(image: Image.Image) -> Tuple[float, float]:
+    """(mean brightness 0-255, sharpness) of a greyscale thumbnail of at most
+    _PROPERTY_SIDE px: sharpness is the variance of its 4-neighbour Laplacian, low for
+    blurred or flat images. Downscaled first, so the cost does not grow with the image."""
+    rgb = image if image.mode in ("L", "RGB") else image.convert("RGB")
+    factor = max(1, max(rgb.size) // _PROPERTY_SIDE)
+    grey = np.asarray((rgb.reduce(factor) if factor > 1 else rgb).convert("L"),
+                      dtype=np.float32)
+    centre = grey[1:-1, 1:-1]
+    laplacian = 4 * centre - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
+    return float(grey.mean()), float(laplacian.var()) if laplacian.size else 0.0
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,8 +24,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from components.artifacts.confidence import format_interval
 from components.artifacts.metric_names import (ACCURACY, EXAMPLE_COUNT, PER_CLASS_METRICS, RECALL,
                                         TOP_K_ACCURACY)
+from pipeline.commands import history as run_history
 from pipeline.commands.report_data import Misclassified, RunData, data_uri, find_misclassified, gather
-from pipeline.commands.report_plots import plot_comparison, plot_confusion, plot_per_class, plot_training
+from pipeline.commands.report_plots import (plot_comparison, plot_confusion, plot_history,
+                                            plot_per_class, plot_training)
 from trainer.contract import class_name
 
 
@@ -148,6 +150,8 @@ $slices
 $gallery
 <h2>Data and lineage</h2>
 $lineage
+<h2>History</h2>
+$history
 </body></html>
 """)
 
@@ -221,8 +225,19 @@ def _fmt_count(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:g}"
 
 
-def render(data: RunData, out_dir: str) -> str:
-    """Writes the PNGs, report.json and report.html into out_dir; returns the HTML path."""
+def _history(records: Sequence[Any], out_dir: str) -> str:
+    """Accuracy per run with its CI band, and `imgpipe history`'s table."""
+    points = [(r.started.strftime("%m-%d %H:%M"), r.summary.accuracy,
+               r.summary.accuracy_interval, r.summary.push_status == "pushed")
+              for r in records if r.summary.accuracy is not None]
+    plot = plot_history(points, os.path.join(out_dir, "history.png"))
+    return _img(plot, "accuracy history") + _table(
+        list(run_history.HEADERS), run_history.rows(list(records)), "lineage")
+
+
+def render(data: RunData, out_dir: str, history: Sequence[Any] = ()) -> str:
+    """Writes the PNGs, report.json and report.html into out_dir; returns the HTML path.
+    `history`: pipeline.history's records of the runs up to this one."""
     os.makedirs(out_dir, exist_ok=True)
     ev = data.evaluation
     named = {class_name(c, data.labels): v for c, v in sorted(ev.per_class.items())}
@@ -262,7 +277,7 @@ def render(data: RunData, out_dir: str) -> str:
                       [[s["slice"], _fmt_count(s["example_count"]), _fmt(s["accuracy"])]
                        for s in ev.slices]),
         gallery=_gallery(found, scanned, errors),
-        lineage=_lineage(data))
+        lineage=_lineage(data), history=_history(history, out_dir))
     path = os.path.join(out_dir, "report.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
@@ -287,4 +302,6 @@ def _write_numbers(data: RunData, found: List[Misclassified], scanned: int, erro
 def build_report(config: Any, run_id: Optional[str] = None, out_dir: Optional[str] = None) -> str:
     data = gather(config, run_id)
     out = out_dir or os.path.join(config.home, "reports", data.run_id.replace(":", "-"))
-    return render(data, out)
+    records = run_history.history(config)
+    upto = next((i for i, r in enumerate(records) if r.run_id == data.run_id), len(records))
+    return render(data, out, records[:upto + 1])

@@ -115,3 +115,28 @@ def plot_comparison(rows: List[Tuple[str, float, float]], path: str) -> Optional
     ax.legend(fontsize=8)
     ax.set_title("candidate vs baseline")
     return _save(fig, path)
+
+
+def plot_history(points: List[Tuple[str, float, Optional[Sequence[float]], bool]],
+                 path: str) -> Optional[str]:
+    """Accuracy per run with its CI band; (run label, accuracy, interval or None, pushed).
+    The PNG's Description holds the points."""
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    xs = list(range(len(points)))
+    low = [p[2][0] if p[2] else p[1] for p in points]
+    high = [p[2][1] if p[2] else p[1] for p in points]
+    ax.fill_between(xs, low, high, alpha=0.25, label="CI")
+    ax.plot(xs, [p[1] for p in points], marker="o", label="accuracy")
+    pushed = [(x, p[1]) for x, p in zip(xs, points) if p[3]]
+    if pushed:
+        ax.scatter(*zip(*pushed), s=90, facecolors="none", edgecolors="green", label="pushed")
+    ax.set_xticks(xs, [p[0] for p in points], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("eval accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy per run")
+    return _save(fig, path, {"runs": [{"run": p[0], "accuracy": p[1],
+                                       "interval": list(p[2]) if p[2] else None,
+                                       "pushed": p[3]} for p in points]})

@@ -17,6 +17,7 @@ import yaml
 
 from components.image_example_gen.config import DEMO_DATA, split_source
 from pipeline.component_ids import NEVER_CACHED, RESOURCE_FIELDS
+from pipeline.runners import kubeflow_notify
 from pipeline.config import PipelineConfig
 from pipeline.kubeflow_config import ResourceConfig
 from trainer.config_fields import check
@@ -27,6 +28,9 @@ FORMATS = ("yaml", "json")
 KFP_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
 # KFP's pipeline name rule, checked by TFX's PipelineBuilder too.
 _KFP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+# The compiled job's Kubernetes platform spec (the Secret mounted in the exit handler),
+# written as the YAML spec's second document, as KFP's compiler does.
+PLATFORM_SPEC = "platformSpec"
 
 
 # -- the cluster's view of the config -------------------------------------------------------
@@ -81,9 +85,13 @@ def compile_spec(config: PipelineConfig) -> Dict[str, Any]:
         display_name=config.name, default_image=config.kubeflow.image,
         # Schema 2.1 (parameterType, parameterValues): what the KFP 2.x backend reads.
         use_pipeline_spec_2_1=True))
+    if config.notify.on_kubeflow:
+        runner.set_exit_handler(kubeflow_notify.exit_handler(config))
     job = runner.run(tfx_pipeline, write_out=False)
     defaults = runtime_parameter_values(config, data_root)
     _finalize(job["pipelineSpec"], config, defaults)
+    if config.notify.on_kubeflow:
+        job[PLATFORM_SPEC] = kubeflow_notify.platform_spec(job["pipelineSpec"])
     job["runtimeConfig"]["parameterValues"] = defaults
     return job
 
@@ -98,8 +106,11 @@ def _finalize(spec: Dict[str, Any], config: PipelineConfig, defaults: Dict[str, 
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     for name, value in defaults.items():
         parameters[name].update(defaultValue=value, isOptional=True)
+    kubeflow_notify.wire_parameters(spec)
     executors = spec["deploymentSpec"]["executors"]
-    for name, task in spec["root"]["dag"]["tasks"].items():
+    tasks = {**kubeflow_notify.pipeline_tasks(spec), **spec["root"]["dag"]["tasks"]}
+    tasks.pop(kubeflow_notify.DAG_NAME, None)
+    for name, task in tasks.items():
         if name in NEVER_CACHED:
             task["cachingOptions"] = {"enableCache": False}
         for parameter in task.get("inputs", {}).get("parameters", {}).values():
@@ -128,14 +139,18 @@ def resource_spec(resources: ResourceConfig) -> Dict[str, Any]:
 
 
 def write_spec(job: Dict[str, Any], path: str, fmt: str) -> str:
-    """yaml: the PipelineSpec (what KFP uploads); json: the whole PipelineJob (pipelineSpec
-    plus runtimeConfig, as TFX's runner writes it; Vertex AI takes this form)."""
+    """yaml: the PipelineSpec (what KFP uploads), then its Kubernetes platform spec when
+    there is one; json: the whole PipelineJob (pipelineSpec plus runtimeConfig, as TFX's
+    runner writes it; Vertex AI takes this form, which has no Kubernetes Secrets)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         if fmt == "yaml":
-            yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
+            documents = [job["pipelineSpec"]] + \
+                ([job[PLATFORM_SPEC]] if PLATFORM_SPEC in job else [])
+            yaml.safe_dump_all(documents, f, sort_keys=True)
         else:
-            json.dump(job, f, sort_keys=True, indent=1)
+            json.dump({k: v for k, v in job.items() if k != PLATFORM_SPEC}, f,
+                      sort_keys=True, indent=1)
     return path
 
 

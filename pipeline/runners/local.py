@@ -11,15 +11,17 @@ from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
+from components.artifacts import data_guard as guard_report
 from components.artifacts.span_names import split_span_source
 from components.image_example_gen import file_names
 from components.span_listing.executor import outputs as listing_outputs
 from pipeline import data_source
-from pipeline.runners import home_lock
-from pipeline.config import PipelineConfig
 from pipeline.component_ids import NEVER_CACHED_LOCALLY
+from pipeline.config import PipelineConfig
+from pipeline.runners import home_lock
+from pipeline.runners.notifications import Notifier
 from pipeline.pipeline import create_pipeline, without_cache_for
-from pipeline.run_summary import RunSummary, summarize_latest_run
+from pipeline.run_summary import RunSummary, record_stop, summarize_latest_run
 
 
 @contextlib.contextmanager
@@ -60,14 +62,17 @@ def progress_lines(out: TextIO, seconds: Dict[str, float]) -> Iterator[None]:
 
 def run_local(config: PipelineConfig, out: Optional[TextIO] = None) -> RunSummary:
     """Runs the whole pipeline for `config` in this process and returns its summary (of
-    this run, whatever ran since). One run at a time per home (home_lock.py)."""
+    this run, whatever ran since). One run at a time per home (home_lock.py). Tells the
+    webhook (notify.*) when it fails, blesses nothing or pushes a version. A run the data
+    guard stopped returns its summary (data_stopped, data_findings)."""
     out = out or sys.stdout
     start = time.monotonic()
     with home_lock.hold(config.home, out):
-        return _run_locked(config, out, start)
+        return _run_locked(config, out, start, Notifier(config))
 
 
-def _run_locked(config: PipelineConfig, out: TextIO, start: float) -> RunSummary:
+def _run_locked(config: PipelineConfig, out: TextIO, start: float,
+                notifier: Notifier) -> RunSummary:
     data_root, manifest = data_source.resolve(config)
     # Listed here, before the run: TFX's cache keys SpanListing on this value (see
     # component_ids.NEVER_CACHED_LOCALLY).
@@ -89,9 +94,23 @@ def _run_locked(config: PipelineConfig, out: TextIO, start: float) -> RunSummary
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
     seconds: Dict[str, float] = {}
-    with progress_lines(out, seconds):
-        LocalDagRunner().run_with_ir(ir)
+    try:
+        with progress_lines(out, seconds):
+            LocalDagRunner().run_with_ir(ir)
+    except Exception as e:
+        notifier.run_failed(e)
+        findings = guard_report.findings_in(str(e).splitlines())
+        if not findings:
+            raise
+        # The data guard stopped the run: an outcome to report, not a crash.
+        record_stop(config, findings, run_id)
+        summary = summarize_latest_run(config, run_id)
+        summary.data_findings, summary.data_stopped = findings, True
+        summary.wall_seconds = time.monotonic() - start
+        summary.component_seconds = seconds
+        return summary
     summary = summarize_latest_run(config, run_id)
     summary.wall_seconds = time.monotonic() - start
     summary.component_seconds = seconds
+    notifier.run_done(summary)
     return summary

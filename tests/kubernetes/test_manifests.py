@@ -58,7 +58,7 @@ def test_overlay_validates_against_the_kubernetes_schemas(rendered):
     import kubernetes_validate
     overlay, docs = rendered
     assert {d["kind"] for d in docs} == {"Namespace", "ServiceAccount", "Role", "RoleBinding",
-                                         "ConfigMap", "CronJob"}
+                                         "ConfigMap", "CronJob", "Secret"}
     for version in K8S_VERSIONS:
         version = kubernetes_validate.latest_version() if version == "latest" else version
         for doc in docs:

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-COMPONENTS = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-              "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"}
-UPSTREAM = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+COMPONENTS = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "DataGuard", "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
+              "DataReference"}
+UPSTREAM = {"SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+            "Transform",
             "Trainer"}
 
 

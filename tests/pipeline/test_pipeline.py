@@ -9,8 +9,9 @@ from pipeline import data_source
 from pipeline.config import load_config
 from pipeline.pipeline import NEVER_CACHED, create_pipeline, without_cache_for
 
-COMPONENTS = ["SpanListing", "ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher"]
+COMPONENTS = ["SpanListing", "ImageExampleGen", "StatisticsGen", "DataGuard", "SchemaGen",
+              "ExampleValidator", "Transform", "Trainer", "LatestBlessedModel", "Evaluator",
+              "Pusher", "DataReference"]
 
 
 def _compiled(config, data_root, manifest=None) -> pipeline_pb2.Pipeline:
@@ -50,6 +51,10 @@ def test_the_default_config_builds_the_demo_pipeline(tmp_path):
     uncached = {n.pipeline_node.node_info.id for n in ir.nodes
                 if not n.pipeline_node.execution_options.caching_options.enable_cache}
     assert uncached == set(NEVER_CACHED)
+    # Nothing trains on data the guard stopped: Transform waits for it.
+    transform = next(n.pipeline_node for n in ir.nodes
+                     if n.pipeline_node.node_info.id == "Transform")
+    assert "DataGuard" in transform.upstream_nodes
 
 
 def test_executors_are_compiled_by_import_path(tmp_path):

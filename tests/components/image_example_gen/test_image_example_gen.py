@@ -27,7 +27,8 @@ from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-ALL_FEATURES = set(features.STRING_FEATURES) | set(features.INT_FEATURES)
+ALL_FEATURES = set(features.STRING_FEATURES) | set(features.INT_FEATURES) | \
+    set(features.FLOAT_FEATURES)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -296,6 +297,12 @@ def test_executor_on_folder_tree(tmp_path):
         assert (_int(example, features.WIDTH_KEY), _int(example, features.HEIGHT_KEY),
                 _int(example, features.CHANNELS_KEY), _str(example, features.FORMAT_KEY)) == \
             (image.width, image.height, 3, image.format)
+        assert _int(example, features.FILE_SIZE_KEY) == len(kept[image_id])
+        brightness, sharpness = checks.image_properties(image)
+        assert feature[features.BRIGHTNESS_KEY].float_list.value == \
+            pytest.approx([brightness])
+        assert feature[features.SHARPNESS_KEY].float_list.value == \
+            pytest.approx([sharpness], rel=1e-6)
     assert _str(by_id["cats/sub/c.jpg"], features.SOURCE_DIR_KEY) == "sub"
     assert _str(by_id["cats/a.jpg"], features.SOURCE_DIR_KEY) == ""
     assert _str(by_id["cats/a.jpg"], features.SIZE_BUCKET_KEY) == "small"
@@ -480,3 +487,21 @@ def test_flowers5_full_ingestion(tmp_path):
                                            "sunflower": 729, "tulip": 977}
     _assert_accounted(report, examples)
     assert len(_all_examples(tmp_path / "out")) == 4317 - 10 - 21
+
+
+def test_brightness_and_sharpness_tell_dark_from_bright_and_blurred_from_sharp():
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(0)
+    sharp = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    blurred = sharp.filter(ImageFilter.GaussianBlur(4))
+    dark = Image.new("RGB", (300, 400), (20, 20, 20))
+    bright = Image.new("L", (300, 400), 230)
+    (b_sharp, s_sharp), (_, s_blur) = checks.image_properties(sharp), \
+        checks.image_properties(blurred)
+    assert s_sharp > 20 * s_blur
+    assert checks.image_properties(dark) == pytest.approx((20.0, 0.0), abs=0.5)
+    assert checks.image_properties(bright)[0] == pytest.approx(230.0, abs=0.5)
+    assert 100 < b_sharp < 155
+    palette = sharp.convert("P")  # any mode Pillow decodes
+    assert checks.image_properties(palette)[1] > 0

@@ -267,7 +267,7 @@ class StandInKfp:
         if any(v["pipeline_id"] == pipeline_id and v["display_name"] == name
                for v in self.versions.values()):
             raise ApiError(409, f"version {name!r} already exists")
-        spec = yaml.safe_load(upload)
+        spec = next(yaml.safe_load_all(upload))  # a platform spec may follow
         try:
             json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
         except json_format.ParseError as e:

@@ -102,11 +102,14 @@ def test_every_task_is_a_container_running_the_configured_image(compiled):
                    .values())
 
 
-def test_only_the_baseline_lookup_and_the_span_listing_are_never_cached(compiled):
+def test_only_the_span_listing_and_the_steps_reading_the_serving_root_are_never_cached(
+        compiled):
     caching = {name: task.get("cachingOptions", {}).get("enableCache", False)
                for name, task in _tasks(compiled["yaml"]).items()}
     assert {name for name, cached in caching.items() if not cached} == {
-        "LatestBlessedModel", "SpanListing"}
+        "LatestBlessedModel", "SpanListing", "DataGuard", "DataReference"}
+    # Transform waits for the data guard, without taking any of its output.
+    assert "DataGuard" in _tasks(compiled["yaml"])["Transform"]["dependentTasks"]
 
 
 def test_the_span_listing_reaches_ingestion_as_a_parameter_value(compiled):

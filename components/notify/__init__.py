@@ -1,0 +1,1 @@
+"""Notifications of unattended runs: a JSON POST to a Slack-compatible webhook."""
