@@ -187,12 +187,15 @@ def reconcile(serving_dir: str, model_name: str, registry_uri: str, server_url: 
     return version
 
 
-def _close_stuck_runs(client: Any) -> None:
-    """Marks FAILED the runs of registrations killed half-way (we hold the push)."""
+def _close_stuck_runs(client: Any, model_name: str) -> None:
+    """Marks FAILED this model's registration runs a killed push left RUNNING (only
+    called with a push pending, by the one process that may push to this serving root)."""
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return
-    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'"):
+    running = client.search_runs(experiments, "attributes.status = 'RUNNING' and "
+                                              f"attributes.run_name LIKE '{model_name}-v%'")
+    for run in running:
         if mlflow_registry.SERVING_VERSION_TAG in run.data.tags:
             client.set_terminated(run.info.run_id, "FAILED")
 
@@ -201,7 +204,7 @@ def catch_up_registry(uri: str, model_name: str, serving_dir: str) -> List[int]:
     """Registers every published version the registry lacks and makes the `stable`
     version of models.config the champion; returns the serving versions registered."""
     client = mlflow_registry.connect(uri)
-    _close_stuck_runs(client)
+    _close_stuck_runs(client, model_name)
     registered = {}
     for version in mlflow_registry.versions(client, model_name):
         registered.setdefault(version.tags.get(mlflow_registry.SERVING_VERSION_TAG), version)
