@@ -284,7 +284,7 @@ def test_executor_on_folder_tree(tmp_path):
     root = tmp_path / "data"
     kept = _folder_tree(root)
     out = tmp_path / "out"
-    examples, report = _run(root, out, max_rejected_fraction=0.5)
+    examples, report = _run(root, out, max_rejected_fraction=0.5, min_images_per_split=0)
 
     by_id = _all_examples(out)
     assert set(by_id) == set(kept)

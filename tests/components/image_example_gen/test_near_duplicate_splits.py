@@ -45,7 +45,9 @@ def _run(root: Path, out: Path, prior: Sequence[str] = (), **data) -> Tuple[dict
     """Runs the executor; returns the report and {image_id: split} of the examples."""
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
-    example_gen = component.ImageExampleGen(str(root), data, prior_fingerprint_indexes=prior)
+    # A few images a class: the per-split class minimum is another test's subject.
+    example_gen = component.ImageExampleGen(str(root), {"min_images_per_split": 0, **data},
+                                            prior_fingerprint_indexes=prior)
     props = {k: proto_utils.proto_to_json(v) if isinstance(v, Message) else v
              for k, v in example_gen.exec_properties.items() if v is not None}
     executor.Executor().Do({}, {"examples": [examples]}, props)

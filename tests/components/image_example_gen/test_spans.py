@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
-from components.artifacts import spans  # noqa: E402
+from components.artifacts import ingestion, spans  # noqa: E402
 from components.image_example_gen import component, executor, span_store  # noqa: E402
 from components.image_example_gen.config import DataConfig, split_source  # noqa: E402
 from components.span_listing.executor import listing  # noqa: E402
@@ -131,7 +131,8 @@ def _ingest(root: Path, store: Path, out: Path, window: int = 0):
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
     example_gen = component.ImageExampleGen(
-        str(root), {"source": f"{root}/{{SPAN}}", "window_spans": window},
+        str(root), {"source": f"{root}/{{SPAN}}", "window_spans": window,
+                    "min_images_per_split": 0},
         span_listing=listing(str(root), "{SPAN}", window), span_store=str(store))
     executor.Executor().Do({}, {"examples": [examples]}, _exec_properties(example_gen))
     return examples
@@ -152,16 +153,16 @@ def test_each_span_is_ingested_once_and_keeps_its_splits(tmp_path):
     root, store = tmp_path / "photos", tmp_path / "store"
     _span(root, "1", seed=1)
     first = _ingest(root, store, tmp_path / "out1")
-    assert first.get_int_custom_property(executor.NEWLY_INGESTED_COUNT) == 12
-    assert first.get_string_custom_property(executor.INGESTED_SPANS) == "1"
+    assert first.get_int_custom_property(ingestion.NEWLY_INGESTED_COUNT) == 12
+    assert first.get_string_custom_property(ingestion.INGESTED_SPANS) == "1"
     assert first.span == 1
     stored = span_store.stored(str(store), spans.from_listing(listing(str(root), "{SPAN}", 0))[0])
     stamp = os.stat(os.path.join(stored, span_store.RECORD_FILE)).st_mtime_ns
 
     _span(root, "2", labels=("a", "b", "c"), seed=2)  # a new label: accepted
     second = _ingest(root, store, tmp_path / "out2")
-    assert second.get_int_custom_property(executor.NEWLY_INGESTED_COUNT) == 18
-    assert second.get_string_custom_property(executor.INGESTED_SPANS) == "2"
+    assert second.get_int_custom_property(ingestion.NEWLY_INGESTED_COUNT) == 18
+    assert second.get_string_custom_property(ingestion.INGESTED_SPANS) == "2"
     assert second.get_int_custom_property("ingested_count") == 30
     assert os.stat(os.path.join(stored, span_store.RECORD_FILE)).st_mtime_ns == stamp
     ids1, ids2 = _ids_by_split(tmp_path / "out1"), _ids_by_split(tmp_path / "out2")
@@ -173,8 +174,8 @@ def test_each_span_is_ingested_once_and_keeps_its_splits(tmp_path):
 
     _span(root, "3", seed=3)
     third = _ingest(root, store, tmp_path / "out3", window=2)
-    assert third.get_string_custom_property(executor.WINDOW_SPANS) == "2,3"
-    assert third.get_int_custom_property(executor.NEWLY_INGESTED_COUNT) == 12
+    assert third.get_string_custom_property(ingestion.WINDOW_SPANS) == "2,3"
+    assert third.get_int_custom_property(ingestion.NEWLY_INGESTED_COUNT) == 12
     assert third.get_int_custom_property("ingested_count") == 30
     ids3 = _ids_by_split(tmp_path / "out3")
     for split in ids3:
@@ -205,18 +206,19 @@ def test_a_plain_folder_is_one_span_ingested_again_when_its_files_change(tmp_pat
         examples = standard_artifacts.Examples()
         examples.uri = str(out)
         example_gen = component.ImageExampleGen(
-            str(root), {"source": str(root)}, span_listing=listing(str(root), "", 0),
+            str(root), {"source": str(root), "min_images_per_split": 0},
+            span_listing=listing(str(root), "", 0),
             span_store=str(store))
         executor.Executor().Do({}, {"examples": [examples]}, _exec_properties(example_gen))
         return examples
 
     first = ingest(tmp_path / "out1")
-    assert first.get_string_custom_property(executor.WINDOW_SPANS) == spans.PLAIN_SPAN
+    assert first.get_string_custom_property(ingestion.WINDOW_SPANS) == spans.PLAIN_SPAN
     ids = _ids_by_split(tmp_path / "out1")
     assert "a/img0.png" in ids[features.TRAIN_SPLIT] + ids[features.EVAL_SPLIT]  # as before
     (root / "b" / "img9.png").write_bytes(_png(999))
     second = ingest(tmp_path / "out2")
-    assert second.get_int_custom_property(executor.NEWLY_INGESTED_COUNT) == 13
+    assert second.get_int_custom_property(ingestion.NEWLY_INGESTED_COUNT) == 13
     assert len(os.listdir(store / spans.PLAIN_SPAN)) == 1  # the old fingerprint removed
     later = _ids_by_split(tmp_path / "out2")
     for split in ids:

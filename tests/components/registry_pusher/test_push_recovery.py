@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from components.serving import (fault_points, mlflow_registry,  # noqa: E402
                                 serving_config)
+from components.serving.model_card import ModelCard  # noqa: E402
 from pusher_helpers import blessing, prop, push  # noqa: E402
 
 CHILD = Path(__file__).parent / "push_child.py"
@@ -146,8 +147,8 @@ def test_a_registration_mlflow_refuses_leaves_no_run_running(tmp_path, models, r
     name = "refused"
     serving = tmp_path / "serving" / name
     push(tmp_path, models[0], blessing(tmp_path, True), serving, "", model_name=name)
-    card = json.loads((serving / "1" / "model_card.json").read_text())
-    card["per_class"] = {"..": {"recall": 1.0}}
+    card = ModelCard.from_dict(json.loads((serving / "1" / "model_card.json").read_text()))
+    card.per_class = {"..": {"recall": 1.0}}
     with pytest.raises(Exception, match=r"\.\."):
         mlflow_registry.register(registry_uri, name, card)
     client = mlflow_registry.connect(registry_uri)
