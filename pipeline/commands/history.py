@@ -12,7 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.proto.orchestration import execution_result_pb2
 
 from components.artifacts import data_guard as guard_report
-from components.evaluator.confidence import format_interval
+from components.artifacts.confidence import format_interval
 from pipeline import component_ids as ids
 from pipeline.config import PipelineConfig
 from pipeline import run_summary

@@ -14,7 +14,7 @@ from components.artifacts.statistics import load_split_statistics
 from pipeline.commands import history
 from pipeline.cli import main as imgpipe
 from pipeline.config import PipelineConfig
-from pipeline.local import run_local
+from pipeline.runners.local import run_local
 from trainer.config_fields import build
 
 

@@ -104,7 +104,7 @@ def test_exit_handler_without_the_secret_sends_nothing(webhook, monkeypatch, tmp
 
 
 def test_exit_handler_tells_a_data_guard_stop_from_a_crash(webhook, monkeypatch, tmp_path):
-    from components.data_guard.report import DataGuardStop
+    from components.artifacts.data_guard import DataGuardStop
 
     monkeypatch.setenv(notify_config.WEBHOOK_URL_ENV, webhook.url)
     stop = DataGuardStop(["anomaly: label: Examples contain values missing from the "

@@ -8,7 +8,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.notify import config as notify_config
-from conftest import CLUSTER, sets
+from cluster_settings import CLUSTER, sets
 from pipeline.runners import kubeflow_notify
 from pipeline.cli import main
 
