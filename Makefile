@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint bench bench-evaluator bench-trainer bench-scale bench-cache \
-        bench-near-duplicates bench-retrain \
+        bench-near-duplicates bench-retrain bench-quality \
         compile lock clean-home help
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-cache  training from a 50,000-image feature cache spilled to disk vs in memory"
 	@echo "make bench-near-duplicates  the near-duplicate threshold on real photos, its ingestion cost, bursts' eval accuracy"
 	@echo "make bench-retrain  four nightly runs on flower_photos cut into date spans, vs from scratch"
+	@echo "make bench-quality  the Trainer's recipes on flower_photos and hymenoptera, over seeds"
 	@echo "make lock       re-resolve requirements.in into requirements.lock"
 	@echo "make compile    compile the Kubeflow pipeline spec (KFP_CONFIG=..., default: the dev overlay's)"
 
@@ -73,6 +74,9 @@ bench-near-duplicates: $(STAMP)
 
 bench-retrain: $(STAMP)
 	$(PY) bench/retrain_bench.py
+
+bench-quality: $(STAMP)
+	$(PY) bench/quality_bench.py
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock

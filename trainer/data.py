@@ -50,6 +50,17 @@ def image_dataset(file_patterns: Sequence[str], image_size: int, batch_size: int
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def encoded_images(file_patterns: Sequence[str], num_examples: Optional[int] = None
+                   ) -> tf.data.Dataset:
+    """The encoded image bytes of every example, in file order."""
+    spec = {features.TRANSFORMED_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+    ds = tf.data.TFRecordDataset(_files(file_patterns), compression_type="GZIP")
+    if num_examples is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
+    return ds.map(lambda s: tf.io.parse_single_example(s, spec)[features.TRANSFORMED_IMAGE_KEY],
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def labels_of(file_patterns: Sequence[str]) -> np.ndarray:
     """All label ids in file order (cheap: images are not decoded)."""
     files = _files(file_patterns)

@@ -203,25 +203,38 @@ class Writer:
 
 def dataset(store: Store, batch_size: int, labels: Optional[np.ndarray] = None,
             num_classes: int = 0, shuffle_seed: Optional[int] = None,
-            repeat: bool = False) -> tf.data.Dataset:
+            repeat: bool = False, rows_per_example: int = 1) -> tf.data.Dataset:
     """The store as float32 batches of inputs, or of (inputs, one-hot labels); a single
     output is a tensor, several a tuple (the structure a multi-input model takes).
 
     With shuffle_seed, pass k over the rows follows permutation k of a generator seeded
     with (shuffle_seed, k): each epoch (each new iterator, or each round of `repeat`)
-    gets a new order, the same for every store holding the same rows."""
+    gets a new order, the same for every store holding the same rows.
+
+    rows_per_example > 1: example i owns rows i * rows_per_example onwards (its views,
+    trainer/views.py), `labels` has one entry per example, and a pass yields each example
+    once, as one of its rows drawn by the same generator (the first row, unshuffled)."""
     passes = itertools.count()
     one_hot = np.eye(num_classes, dtype=np.float32) if labels is not None else None
     single = len(store.shapes) == 1
+    if store.num_rows % rows_per_example:
+        raise ValueError(f"{store.num_rows} rows are not {rows_per_example} per example")
+    num_examples = store.num_rows // rows_per_example
 
     def batches() -> Iterator:
         n = next(passes)
-        order = (np.random.default_rng([shuffle_seed, n]).permutation(store.num_rows)
-                 if shuffle_seed is not None else None)
-        for start in range(0, store.num_rows, batch_size):
+        rng = np.random.default_rng([shuffle_seed, n]) if shuffle_seed is not None else None
+        order = rng.permutation(num_examples) if rng is not None else None
+        pick = (rng.integers(0, rows_per_example, num_examples)
+                if rng is not None and rows_per_example > 1 else None)
+        for start in range(0, num_examples, batch_size):
             index = order[start:start + batch_size] if order is not None else \
-                slice(start, min(start + batch_size, store.num_rows))
-            inputs = store.read(index)
+                slice(start, min(start + batch_size, num_examples))
+            rows = index
+            if rows_per_example > 1:
+                examples = np.arange(num_examples)[index]
+                rows = examples * rows_per_example + (pick[examples] if pick is not None else 0)
+            inputs = store.read(rows)
             inputs = inputs[0] if single else inputs
             yield inputs if labels is None else (inputs, one_hot[labels[index]])
 
@@ -231,7 +244,7 @@ def dataset(store: Store, batch_size: int, labels: Optional[np.ndarray] = None,
         signature = (signature, tf.TensorSpec((None, num_classes), tf.float32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
     ds = ds.apply(tf.data.experimental.assert_cardinality(
-        math.ceil(store.num_rows / batch_size)))
+        math.ceil(num_examples / batch_size)))
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(2)

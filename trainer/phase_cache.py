@@ -9,6 +9,10 @@ train.feature_cache_max_mb (eval first), the rest in files under a work director
 (trainer/feature_cache.py): the same batches in the same order either way. Phase 2's
 feature maps are stored as float16 (half the bytes, a relative rounding error of at most
 2**-11); phase 1's pooled vectors stay float32.
+
+A cached input cannot be augmented afresh every epoch; with train.views phase 1's train
+cache also holds augmented views of each training image (views.py), computed from images
+by the whole frozen base, and each epoch draws one row per image.
 """
 import dataclasses
 import logging
@@ -18,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import backbones, contract, data, feature_cache
+from trainer import backbones, contract, data, feature_cache, views
 from trainer import model as model_lib
 from trainer.features import EVAL_SPLIT, TRAIN_SPLIT
 from trainer.train_config import TrainConfig
@@ -55,6 +59,8 @@ class Cache:
     # Another model's outputs for the same splits, computed in the same pass from these
     # outputs' float32 values before they were stored (phase 1's features, from the bottom).
     derived: Optional["Derived"] = None
+    # Rows of `train` per training example: its plain image, then its views (views.py).
+    train_rows_per_example: int = 1
 
     def split(self, name: str) -> Optional[feature_cache.Store]:
         return self.train if name == TRAIN_SPLIT else self.eval
@@ -117,7 +123,7 @@ def cache_bottom(classifier: model_lib.ImageClassifier, cfg: TrainConfig,
 def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: Examples,
                   with_train: bool, source: Optional[FromCache] = None,
                   derive: Optional[DeriveRequest] = None,
-                  work_dir: Optional[str] = None) -> Cache:
+                  work_dir: Optional[str] = None, num_views: int = 0) -> Cache:
     """`frozen`'s outputs for the eval split (and the train split), stored as
     CACHE_DTYPES[phase]: in memory while they fit train.feature_cache_max_mb (eval
     first), the rest in files under work_dir (None: a temporary directory of its own).
@@ -126,13 +132,16 @@ def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: E
     the cached rows instead of `frozen` to images (or taken from the cache's own derived
     outputs of that model, when it has them). `derive`: also stores `derive.model`'s
     outputs of the same splits, computed in the same pass from the float32 values, as
-    the returned cache's `derived`."""
+    the returned cache's `derived`. `num_views` > 0: the train split's rows are each
+    image and its augmented views (views.py), computed by `frozen` from images (neither
+    `source` nor `derive` applies to them)."""
     if cfg.feature_cache_max_mb <= 0:
         return Cache()
     splits = [EVAL_SPLIT] + ([TRAIN_SPLIT] if with_train else [])
-    memory = _placement(phase, frozen, examples, splits, cfg)
-    derived_memory = _placement(derive.phase, derive.model, examples, splits, cfg) \
-        if derive else {}
+    rows = {name: len(examples.labels(name)) * (num_views + 1 if name == TRAIN_SPLIT else 1)
+            for name in splits}
+    memory = _placement(phase, frozen, rows, cfg)
+    derived_memory = _placement(derive.phase, derive.model, rows, cfg) if derive else {}
     cached = source.cache if source is not None else Cache()
     reuse = cached.derived.cache if cached.derived and cached.derived.model is source.model \
         else Cache()
@@ -140,36 +149,42 @@ def cache_outputs(phase: str, frozen: keras.Model, cfg: TrainConfig, examples: E
     stores: Dict[str, feature_cache.Store] = {}
     derived_stores: Dict[str, feature_cache.Store] = {}
     for name in splits:
-        num_rows = len(examples.labels(name))
-        if reuse.split(name) is not None and derive is None:
+        num_examples = len(examples.labels(name))
+        with_views = num_views > 0 and name == TRAIN_SPLIT
+        if reuse.split(name) is not None and derive is None and not with_views:
             stores[name] = reuse.split(name)
             continue
-        writer = _writer(phase, frozen, num_rows, memory[name], work_dir, name)
-        derived_writer = _writer(derive.phase, derive.model, num_rows, derived_memory[name],
-                                 work_dir, name) if derive else None
-        if cached.split(name) is not None:
+        writer = _writer(phase, frozen, rows[name], memory[name], work_dir, name)
+        derived_writer = _writer(derive.phase, derive.model, rows[name], derived_memory[name],
+                                 work_dir, name) if derive and not with_views else None
+        if with_views:
+            model, inputs = frozen, views.view_dataset(examples.files(name), cfg,
+                                                       num_examples, num_views)
+        elif cached.split(name) is not None:
             model, inputs = source.model, feature_cache.dataset(cached.split(name),
                                                                 cfg.batch_size)
         else:
             model, inputs = frozen, data.image_dataset(
-                examples.files(name), cfg.input_size, cfg.batch_size, num_examples=num_rows
+                examples.files(name), cfg.input_size, cfg.batch_size, num_examples=num_examples
             ).map(lambda x, _: x)
-        _run_frozen(model, inputs, writer, derive.model if derive else None, derived_writer)
+        _run_frozen(model, inputs, writer, derive.model if derived_writer is not None else None,
+                    derived_writer)
         stores[name] = writer.finish()
         if derived_writer is not None:
             derived_stores[name] = derived_writer.finish()
     derived = Derived(derive.model, Cache(train=derived_stores.get(TRAIN_SPLIT),
                                           eval=derived_stores[EVAL_SPLIT])) if derive else None
-    return Cache(train=stores.get(TRAIN_SPLIT), eval=stores[EVAL_SPLIT], derived=derived)
+    return Cache(train=stores.get(TRAIN_SPLIT), eval=stores[EVAL_SPLIT], derived=derived,
+                 train_rows_per_example=num_views + 1 if TRAIN_SPLIT in stores else 1)
 
 
-def _placement(phase: str, model: keras.Model, examples: Examples, splits: List[str],
-               cfg: TrainConfig) -> Dict[str, bool]:
-    """Split name -> whether its cache is held in memory: eval while it fits the budget,
-    train while both do."""
-    per_example = feature_cache.row_bytes(_output_shapes(model), CACHE_DTYPES[phase])
+def _placement(phase: str, model: keras.Model, rows: Dict[str, int], cfg: TrainConfig
+               ) -> Dict[str, bool]:
+    """Split name -> whether its cache (of `rows[name]` rows) is held in memory: eval
+    while it fits the budget, train while both do."""
+    per_row = feature_cache.row_bytes(_output_shapes(model), CACHE_DTYPES[phase])
     budget = cfg.feature_cache_max_mb * 2 ** 20
-    sizes = {name: per_example * len(examples.labels(name)) for name in splits}
+    sizes = {name: per_row * count for name, count in rows.items()}
     memory = {EVAL_SPLIT: sizes[EVAL_SPLIT] <= budget}
     if TRAIN_SPLIT in sizes:
         memory[TRAIN_SPLIT] = sizes[EVAL_SPLIT] + sizes[TRAIN_SPLIT] <= budget

@@ -9,11 +9,12 @@ it never beats them on val_loss), checkpoints and TensorBoard logs.
 
 Caching (train.cache_features, phase_cache.py): the layers a phase does not train are a
 fixed function of the image, so their outputs are computed once and only the trainable
-part runs every epoch. The trade-off: a cached input cannot be augmented (an augmented
-image would need fresh features every epoch), so phase 1 trains without augmentation,
-and with train.augment phase 2 trains on augmented images while validating from the
-cache (validation images are never augmented). train.feature_cache_max_mb=0 turns
-caching off, as cache_features=false.
+part runs every epoch. The trade-off: a cached input cannot be augmented afresh (an
+augmented image would need fresh features every epoch), so phase 1 trains without
+augmentation but for the augmented views of each training image cached with it
+(train.views, views.py), and with train.augment phase 2 trains on augmented images while
+validating from the cache (validation images are never augmented).
+train.feature_cache_max_mb=0 turns caching off, as cache_features=false.
 
 Call inside the distribution strategy's scope (see strategy.py), where the classifier
 was built.
@@ -105,7 +106,7 @@ def run_phase1(classifier: model_lib.ImageClassifier, cfg: TrainConfig, num_clas
         source = FromCache(bottom.split.below_head, bottom.cache) \
             if bottom and bottom.split else None
         cache = cache_outputs(contract.PHASE1, classifier.features, cfg, examples, True,
-                              source, work_dir=work_dir)
+                              source, work_dir=work_dir, num_views=cfg.views)
     phase = _Phase(contract.PHASE1, model_lib.Split(classifier.features, classifier.head),
                    cfg.learning_rate, cfg.phase1_epochs, cfg.phase1_steps_per_epoch,
                    initial_epoch=0, baseline=math.inf,
@@ -156,7 +157,8 @@ def _run_phase(phase: _Phase, classifier: model_lib.ImageClassifier, cfg: TrainC
 
     if cache.train is not None:
         train = feature_cache.dataset(cache.train, cfg.batch_size, examples.train_labels,
-                                      num_classes, shuffle_seed=cfg.seed, repeat=repeat)
+                                      num_classes, shuffle_seed=cfg.seed, repeat=repeat,
+                                      rows_per_example=cache.train_rows_per_example)
         validation = feature_cache.dataset(cache.eval, cfg.batch_size, examples.eval_labels,
                                            num_classes)
     else:

@@ -49,14 +49,20 @@ class TrainConfig:
     learning_rate: float = 1e-3
     # Train on the outputs of the frozen layers, computed once per image, instead of
     # running them every epoch (phase 1: the whole base; phase 2: the base below the
-    # unfrozen top, when augment is false). Cached inputs are never augmented, so phase 1
-    # trains without augmentation (see trainer/schedule.py).
+    # unfrozen top, when augment is false). Cached inputs are not augmented afresh, so
+    # phase 1 trains without augmentation but for its cached views (train.views).
     cache_features: bool = True
     # Memory budget of each phase's cache, in MB (fractions allowed): a cache above it is
     # written to disk (under $TMPDIR, removed after training) and read from there every
     # epoch, at about the same speed. Feature maps are stored as float16 (a 7x7x192 Lite0
     # map: 18.4 KB an image). 0: no cache, as cache_features false.
     feature_cache_max_mb: float = 2048
+    # Augmented views per training image (trainer/views.py: random resized crops covering
+    # view_min_area to all of the image, flipped as augment_flip says) cached with the
+    # plain image; each epoch phase 1 trains on one of them per image. 0: the plain image
+    # only. Needs cached features (phase 1 on images is augmented by train.augment).
+    views: int = 0
+    view_min_area: float = 0.25
     # -- phase 2: top of the base unfrozen, learning_rate * phase2_lr_factor -----------
     phase2_epochs: int = 3
     phase2_steps_per_epoch: int = 0
@@ -146,6 +152,9 @@ class TrainConfig:
         check(self.learning_rate > 0, "train.learning_rate", "a positive number")
         check(self.feature_cache_max_mb >= 0, "train.feature_cache_max_mb",
                "a number >= 0 (megabytes; 0: no cache)")
+        check(self.views >= 0, "train.views", "an integer >= 0 (0: no augmented views)")
+        check(0 < self.view_min_area <= 1, "train.view_min_area",
+              "a number in (0, 1], the smallest fraction of the image a view covers")
         check(0 < self.phase2_lr_factor <= 1, "train.phase2_lr_factor",
                "a number in (0, 1], e.g. 0.1")
         check(self.unfreeze_top_layers >= 0, "train.unfreeze_top_layers", "an integer >= 0")
