@@ -42,6 +42,7 @@ from tfx.utils import proto_utils
 
 from components.artifacts import ingestion
 from components.image_example_gen import image_checks as checks
+from components.image_example_gen import reasons
 from components.image_example_gen import labels, listing, placement, span_ingestion
 from components.image_example_gen import report as ingestion_report
 from components.image_example_gen import split_rule
@@ -89,13 +90,13 @@ def resolve_duplicates(sha_and_outcomes: Tuple[str, Iterable[Outcome]]) -> Itera
     if len(labels) > 1:
         for o in copies:
             others = ", ".join(f"{c.image_id} ({c.label})" for c in copies if c is not o)
-            yield o.rejected(checks.REASON_CONFLICTING_DUPLICATE,
+            yield o.rejected(reasons.REASON_CONFLICTING_DUPLICATE,
                              f"same content as {others}: labels {labels} disagree")
         return
     kept, *others = copies
     yield kept
     for o in others:
-        yield o.rejected(checks.REASON_DUPLICATE, f"same content as kept {kept.image_id}")
+        yield o.rejected(reasons.REASON_DUPLICATE, f"same content as kept {kept.image_id}")
 
 
 # -- the Beam transform ---------------------------------------------------------------------
