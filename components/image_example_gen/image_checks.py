@@ -1,7 +1,7 @@
 """Per-file checks of ImageExampleGen: which files become training examples and why not.
 
 Every input file gets exactly one outcome: accepted (possibly normalised) or rejected
-with a reason code (the REASON_* constants) and a human-readable detail.
+with a reason code (the REASON_* constants of reasons.py) and a human-readable detail.
 
 Checks, in order (the first failure wins):
   1. the extension, case-insensitively, is one of `image_extensions` (README.txt,
@@ -11,8 +11,8 @@ Checks, in order (the first failure wins):
      BMP are the formats TensorFlow decodes; one of them outside `accepted_formats` is
      `unsupported_format`, as is anything else Pillow recognises (WebP, TIFF, ...);
      content nobody recognises is `not_an_image`;
-  4. width and height are read from the header by our own parser, before any decoding,
-     so `too_large` (width*height > max_pixels) never depends on Pillow's
+  4. width and height are read from the header by our own parser (image_headers.py),
+     before any decoding, so `too_large` (width*height > max_pixels) never depends on Pillow's
      decompression-bomb guard; then `too_small` (a side < min_side) and
      `extreme_aspect_ratio` (long side / short side > max_aspect_ratio);
   5. Pillow fully decodes the image (strict: truncated data is an error, so run with
@@ -57,41 +57,14 @@ import tensorflow as tf
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tfx.dsl.io import fileio
 
-from components.image_example_gen import fingerprint
+from components.image_example_gen import fingerprint, image_headers
+from components.image_example_gen.reasons import (
+    REASON_EXTREME_ASPECT_RATIO, REASON_NOT_AN_IMAGE, REASON_TOO_LARGE, REASON_TOO_SMALL,
+    REASON_TRUNCATED, REASON_UNDECODABLE, REASON_UNSUPPORTED_EXTENSION,
+    REASON_UNSUPPORTED_FORMAT, REASON_ZERO_BYTES, Rejection)
 from trainer import image_ops
 from trainer.files import is_remote
 
-# Reason codes of rejected files.
-REASON_ZERO_BYTES = "zero_bytes"
-REASON_NOT_AN_IMAGE = "not_an_image"
-REASON_UNSUPPORTED_FORMAT = "unsupported_format"
-REASON_UNSUPPORTED_EXTENSION = "unsupported_extension"
-REASON_TRUNCATED = "truncated"
-REASON_UNDECODABLE = "undecodable"
-REASON_TOO_LARGE = "too_large"
-REASON_TOO_SMALL = "too_small"
-REASON_EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
-REASON_DUPLICATE = "duplicate"
-REASON_CONFLICTING_DUPLICATE = "conflicting_duplicate"
-REASON_PATH_ESCAPES_ROOT = "path_escapes_root"
-REASON_MISSING_FILE = "missing_file"
-REASON_BAD_MANIFEST_ROW = "bad_manifest_row"
-REASON_NO_LABEL = "no_label"  # a file directly in the root folder: no class folder
-REASON_SYMLINK_LOOP = "symlink_loop"  # a symlinked folder pointing at one of its parents
-
-# Why an accepted file's bytes are not the original ones.
-NORMALISED_EXIF_ORIENTATION = "exif_orientation"
-
-# Formats tf.io.decode_image understands, by magic bytes.
-_MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-)
-# JPEG start-of-frame markers (SOF0-SOF15 except DHT, JPG and DAC) carry the size.
-_JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SMALL_MAX_SIDE = 128
 _MEDIUM_MAX_SIDE = 512
 # The TF check only needs a successful decode; a small output keeps the resize cheap.
@@ -189,15 +162,6 @@ class Outcome:
         return dataclasses.replace(self, image=None, reason=reason, detail=detail)
 
 
-class Rejection(Exception):
-    """Raised by a check to reject the file being checked."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 def check_candidate(candidate: Candidate, options: IngestionOptions) -> Outcome:
     """Reads the file once and returns its outcome; never raises for a bad file."""
     outcome = Outcome(candidate.image_id, candidate.label, candidate.source_dir)
@@ -240,22 +204,17 @@ def check_image_bytes(data: bytes, options: IngestionOptions) -> CheckedImage:
     """Checks encoded bytes (steps 2-6 of the module docstring); raises Rejection."""
     if not data:
         raise Rejection(REASON_ZERO_BYTES, "the file is empty")
-    fmt = sniff_format(data)
+    fmt = image_headers.sniff_format(data)
     if fmt is None:
         raise _unknown_format_rejection(data)
     if fmt not in options.accepted_formats:
         raise Rejection(REASON_UNSUPPORTED_FORMAT,
                         f"{fmt} data is not one of {list(options.accepted_formats)}")
-    check_dimensions(header_size(data, fmt), options)
+    check_dimensions(image_headers.header_size(data, fmt), options)
     image = _pillow_decode(data, fmt)
     checked = _normalise(image, data, fmt, options)
     _tf_decode_check(checked.encoded)
     return checked
-
-
-def sniff_format(data: bytes) -> Optional[str]:
-    """'JPEG' / 'PNG' / 'GIF' / 'BMP' from the magic bytes, None for anything else."""
-    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
 def _unknown_format_rejection(data: bytes) -> Rejection:
@@ -269,63 +228,6 @@ def _unknown_format_rejection(data: bytes) -> Rejection:
         name = "an image format Pillow recognises"
     return Rejection(REASON_UNSUPPORTED_FORMAT,
                      f"{name} data: TensorFlow only decodes JPEG, PNG, GIF and BMP")
-
-
-def header_size(data: bytes, fmt: str) -> Tuple[int, int]:
-    """(width, height) read from the header of `fmt` data without decoding pixels."""
-    size = _HEADER_PARSERS[fmt](data)
-    if size is None:
-        raise Rejection(REASON_TRUNCATED, f"the {fmt} header is incomplete")
-    return size
-
-
-def _u(data: bytes, start: int, length: int, byteorder: str, signed: bool = False) -> int:
-    return int.from_bytes(data[start:start + length], byteorder, signed=signed)
-
-
-def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise Rejection(REASON_UNDECODABLE, f"JPEG marker expected at byte {i}")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-        elif marker in (0xD9, 0xDA):
-            raise Rejection(REASON_UNDECODABLE, "JPEG has no frame header before its data")
-        elif marker in _JPEG_SOF_MARKERS:
-            return (_u(data, i + 7, 2, "big"), _u(data, i + 5, 2, "big")) \
-                if i + 9 <= len(data) else None
-        else:
-            i += 2 + _u(data, i + 2, 2, "big")
-    return None
-
-
-def _png_size(data: bytes) -> Optional[Tuple[int, int]]:
-    if len(data) < 24:
-        return None
-    if data[12:16] != b"IHDR":
-        raise Rejection(REASON_UNDECODABLE, "PNG does not start with an IHDR chunk")
-    return _u(data, 16, 4, "big"), _u(data, 20, 4, "big")
-
-
-def _gif_size(data: bytes) -> Optional[Tuple[int, int]]:
-    return (_u(data, 6, 2, "little"), _u(data, 8, 2, "little")) if len(data) >= 10 else None
-
-
-def _bmp_size(data: bytes) -> Optional[Tuple[int, int]]:
-    if len(data) < 26:
-        return None
-    if _u(data, 14, 4, "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
-        return _u(data, 18, 2, "little"), _u(data, 20, 2, "little")
-    # Negative height means top-down row order.
-    return abs(_u(data, 18, 4, "little", True)), abs(_u(data, 22, 4, "little", True))
-
-
-_HEADER_PARSERS: Dict[str, Callable[[bytes], Optional[Tuple[int, int]]]] = {
-    "JPEG": _jpeg_size, "PNG": _png_size, "GIF": _gif_size, "BMP": _bmp_size}
 
 
 def check_dimensions(size: Tuple[int, int], options: IngestionOptions) -> None:

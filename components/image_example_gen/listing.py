@@ -33,7 +33,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from tfx.dsl.io import fileio
 
 from components.image_example_gen import file_names
-from components.image_example_gen import image_checks as checks
+from components.image_example_gen import reasons
 from components.image_example_gen.image_checks import Candidate, Outcome
 from trainer.files import is_remote
 
@@ -66,7 +66,7 @@ def _candidate_from_parts(parts: Sequence[str], path: str) -> Listed:
     """A file at root/<parts...>: label = first folder, source_dir = second."""
     image_id = "/".join(parts)
     if len(parts) < 2:
-        return Outcome(image_id, reason=checks.REASON_NO_LABEL,
+        return Outcome(image_id, reason=reasons.REASON_NO_LABEL,
                        detail="the file is directly in the root; expected root/<label>/<file>")
     return Candidate(image_id, parts[0], parts[1] if len(parts) > 2 else "", path)
 
@@ -103,20 +103,20 @@ def _list_local_folder(real_root: str, directory: str, parts: Tuple[str, ...],
                           detail="the name is not valid UTF-8" + (
                               "; the folder's files were not read" if entry.is_dir() else ""))
         elif not _is_within(target, real_root):
-            yield Outcome(image_id, reason=checks.REASON_PATH_ESCAPES_ROOT,
+            yield Outcome(image_id, reason=reasons.REASON_PATH_ESCAPES_ROOT,
                           detail=f"symlink to {target}, outside the input root")
         elif os.path.isdir(target):
             if target in ancestors:
-                yield Outcome(image_id, reason=checks.REASON_SYMLINK_LOOP,
+                yield Outcome(image_id, reason=reasons.REASON_SYMLINK_LOOP,
                               detail=f"symlink to {target}, a parent folder")
             else:
                 yield from _list_local_folder(real_root, target, entry_parts,
                                               ancestors | {target})
         elif not os.path.exists(target):
-            yield Outcome(image_id, reason=checks.REASON_MISSING_FILE,
+            yield Outcome(image_id, reason=reasons.REASON_MISSING_FILE,
                           detail=f"dangling symlink to {target}")
         elif not os.path.isfile(target):  # reading a pipe or device could block forever
-            yield Outcome(image_id, reason=checks.REASON_NOT_AN_IMAGE,
+            yield Outcome(image_id, reason=reasons.REASON_NOT_AN_IMAGE,
                           detail="not a regular file")
         else:
             yield _candidate_from_parts(entry_parts, target)
@@ -186,7 +186,7 @@ def _resolve_manifest_row(base: str, name: str, line: int, row: Dict[str, str]) 
         return _bad_row(path or f"{name}:{line}",
                         f"line {line} has an empty {'path' if not path else 'label'}")
     relative = _relative_to(base, path)
-    escapes = Outcome(path, label, reason=checks.REASON_PATH_ESCAPES_ROOT,
+    escapes = Outcome(path, label, reason=reasons.REASON_PATH_ESCAPES_ROOT,
                       detail=f"line {line}: {path} resolves outside the manifest's folder")
     if relative is None:
         return escapes
@@ -196,7 +196,7 @@ def _resolve_manifest_row(base: str, name: str, line: int, row: Dict[str, str]) 
         if not _is_within(full, os.path.realpath(base)):
             return escapes
     if not fileio.exists(full):
-        return Outcome(relative, label, reason=checks.REASON_MISSING_FILE,
+        return Outcome(relative, label, reason=reasons.REASON_MISSING_FILE,
                        detail=f"line {line}: {path} does not exist")
     if fileio.isdir(full) or not (is_remote(full) or os.path.isfile(full)):
         return _bad_row(relative, f"line {line}: {path} is not a regular file")
@@ -205,7 +205,7 @@ def _resolve_manifest_row(base: str, name: str, line: int, row: Dict[str, str]) 
 
 
 def _bad_row(where: str, detail: str) -> Outcome:
-    return Outcome(where, reason=checks.REASON_BAD_MANIFEST_ROW, detail=detail)
+    return Outcome(where, reason=reasons.REASON_BAD_MANIFEST_ROW, detail=detail)
 
 
 def _dedupe_manifest_rows(image_id: str, rows: List[Candidate]) -> Iterator[Listed]:
@@ -213,10 +213,10 @@ def _dedupe_manifest_rows(image_id: str, rows: List[Candidate]) -> Iterator[List
     labels = sorted({r.label for r in rows})
     if len(labels) > 1:
         for r in rows:
-            yield Outcome(image_id, r.label, reason=checks.REASON_BAD_MANIFEST_ROW,
+            yield Outcome(image_id, r.label, reason=reasons.REASON_BAD_MANIFEST_ROW,
                           detail=f"listed {len(rows)} times with different labels {labels}")
         return
     yield rows[0]
     for r in rows[1:]:
-        yield Outcome(image_id, r.label, reason=checks.REASON_BAD_MANIFEST_ROW,
+        yield Outcome(image_id, r.label, reason=reasons.REASON_BAD_MANIFEST_ROW,
                       detail="the path is listed more than once; the first row is used")

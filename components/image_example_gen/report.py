@@ -17,7 +17,7 @@ import apache_beam as beam
 from tfx.dsl.io import fileio
 
 from components.artifacts.ingestion import REJECTED_CSV, REPORT_FILE
-from components.image_example_gen import image_checks as checks
+from components.image_example_gen import reasons
 from components.image_example_gen.image_checks import Outcome
 from components.image_example_gen.listing import join
 from trainer.files import replace_text
@@ -42,7 +42,7 @@ class ReportCombineFn(beam.CombineFn):
             acc["ingested_by_label"][outcome.label] += 1
             if outcome.image.normalised:
                 acc["normalised"].append({"file": outcome.image_id,
-                                          "reason": checks.NORMALISED_EXIF_ORIENTATION,
+                                          "reason": reasons.NORMALISED_EXIF_ORIENTATION,
                                           "detail": outcome.image.normalised})
         else:
             acc["rejected"].append({"file": outcome.image_id, "reason": outcome.reason,

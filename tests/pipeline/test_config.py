@@ -56,12 +56,13 @@ def test_fingerprint_changes_with_any_knob():
     ("--data", "yes"),
 ])
 def test_path_flags_are_the_text_typed(flag, value):
-    from pipeline.cli import _config_args, _load
+    from pipeline.cli import _config_args
+    from pipeline.cli_handlers import config_of
     import argparse
 
     parser = argparse.ArgumentParser()
     _config_args(parser)
-    config = _load(parser.parse_args([flag, value]))
+    config = config_of(parser.parse_args([flag, value]))
     assert (config.home if flag == "--home" else config.data.source) == value
 
 

@@ -23,6 +23,7 @@ from components.artifacts import ingestion  # noqa: E402
 from components.image_example_gen import component, executor, listing  # noqa: E402
 from components.image_example_gen import split_rule  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
+from components.image_example_gen import reasons  # noqa: E402
 from components.image_example_gen.config import DataConfig  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
 
@@ -142,15 +143,15 @@ def test_valid_jpeg_and_png_keep_their_original_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("name, data, reason", [
-    ("empty.jpg", b"", checks.REASON_ZERO_BYTES),
+    ("empty.jpg", b"", reasons.REASON_ZERO_BYTES),
     ("page.jpg", b"<html><body>You are being redirected</body></html>",
-     checks.REASON_NOT_AN_IMAGE),
-    ("half.jpg", _jpeg(3, (200, 150))[:2500], checks.REASON_TRUNCATED),
-    ("notes.txt", _jpeg(4), checks.REASON_UNSUPPORTED_EXTENSION),
-    (".DS_Store", b"\0\0\0\1Bud1", checks.REASON_UNSUPPORTED_EXTENSION),
-    ("anim.gif", _encode(_image(5), "GIF"), checks.REASON_UNSUPPORTED_FORMAT),
-    ("tiny.png", _png(6, (4, 40)), checks.REASON_TOO_SMALL),
-    ("strip.png", _png(7, (2000, 10)), checks.REASON_EXTREME_ASPECT_RATIO),
+     reasons.REASON_NOT_AN_IMAGE),
+    ("half.jpg", _jpeg(3, (200, 150))[:2500], reasons.REASON_TRUNCATED),
+    ("notes.txt", _jpeg(4), reasons.REASON_UNSUPPORTED_EXTENSION),
+    (".DS_Store", b"\0\0\0\1Bud1", reasons.REASON_UNSUPPORTED_EXTENSION),
+    ("anim.gif", _encode(_image(5), "GIF"), reasons.REASON_UNSUPPORTED_FORMAT),
+    ("tiny.png", _png(6, (4, 40)), reasons.REASON_TOO_SMALL),
+    ("strip.png", _png(7, (2000, 10)), reasons.REASON_EXTREME_ASPECT_RATIO),
 ])
 def test_rejection_reasons(tmp_path, name, data, reason):
     outcome = _check(tmp_path, name, data)
@@ -165,14 +166,14 @@ def test_corrupt_data_is_undecodable(tmp_path):
     middle = len(data) // 2
     data[middle:middle + 600] = np.random.default_rng(0).integers(0, 256, 600, np.uint8).tobytes()
     outcome = _check(tmp_path, "corrupt.jpg", bytes(data))
-    assert outcome.reason == checks.REASON_UNDECODABLE, outcome
+    assert outcome.reason == reasons.REASON_UNDECODABLE, outcome
 
 
 def test_webp_is_unsupported_format(tmp_path):
     if not pil_features.check("webp"):
         pytest.skip("this Pillow cannot write WebP")
     outcome = _check(tmp_path, "photo.jpg", _encode(_image(9), "WEBP"))
-    assert outcome.reason == checks.REASON_UNSUPPORTED_FORMAT and "WEBP" in outcome.detail
+    assert outcome.reason == reasons.REASON_UNSUPPORTED_FORMAT and "WEBP" in outcome.detail
 
 
 def test_too_large_is_decided_from_the_header_alone(tmp_path):
@@ -182,10 +183,10 @@ def test_too_large_is_decided_from_the_header_alone(tmp_path):
     sof = data.index(b"\xff\xc0")
     data[sof + 5:sof + 9] = (30000).to_bytes(2, "big") * 2
     outcome = _check(tmp_path, "huge.jpg", bytes(data))
-    assert outcome.reason == checks.REASON_TOO_LARGE
+    assert outcome.reason == reasons.REASON_TOO_LARGE
     assert "900000000 pixels" in outcome.detail and "max_pixels=32000000" in outcome.detail
     assert _check(tmp_path, "b.png", _png(11, (64, 64)), max_pixels=4095).reason == \
-        checks.REASON_TOO_LARGE
+        reasons.REASON_TOO_LARGE
 
 
 @pytest.mark.parametrize("mode, fmt, channels", [("L", "JPEG", 1), ("RGBA", "PNG", 4)])
@@ -217,7 +218,7 @@ def test_exif_rotation_is_applied_and_stored_as_png(tmp_path):
 def test_unexpected_errors_become_rejections(tmp_path):
     candidate = checks.Candidate("label/gone.jpg", "label", "", str(tmp_path / "gone.jpg"))
     outcome = checks.check_candidate(candidate, _options())
-    assert outcome.reason == checks.REASON_UNDECODABLE and "FileNotFoundError" in outcome.detail
+    assert outcome.reason == reasons.REASON_UNDECODABLE and "FileNotFoundError" in outcome.detail
 
 
 # -- the component ------------------------------------------------------------------------
@@ -268,15 +269,15 @@ def _folder_tree(root: Path, extra_images: int = 16) -> Dict[str, bytes]:
 
 
 FOLDER_REJECTIONS = {
-    "cats/x.jpg": checks.REASON_CONFLICTING_DUPLICATE,
-    "dogs/x_copy.jpg": checks.REASON_CONFLICTING_DUPLICATE,
-    "dogs/d_copy.jpg": checks.REASON_DUPLICATE,
-    "dogs/README.txt": checks.REASON_UNSUPPORTED_EXTENSION,
-    "LICENSE": checks.REASON_NO_LABEL,
-    "cats/link.jpg": checks.REASON_PATH_ESCAPES_ROOT,
-    "cats/z_alias.jpg": checks.REASON_DUPLICATE,
-    "cats/loop": checks.REASON_SYMLINK_LOOP,
-    "dogs/pipe.jpg": checks.REASON_NOT_AN_IMAGE,
+    "cats/x.jpg": reasons.REASON_CONFLICTING_DUPLICATE,
+    "dogs/x_copy.jpg": reasons.REASON_CONFLICTING_DUPLICATE,
+    "dogs/d_copy.jpg": reasons.REASON_DUPLICATE,
+    "dogs/README.txt": reasons.REASON_UNSUPPORTED_EXTENSION,
+    "LICENSE": reasons.REASON_NO_LABEL,
+    "cats/link.jpg": reasons.REASON_PATH_ESCAPES_ROOT,
+    "cats/z_alias.jpg": reasons.REASON_DUPLICATE,
+    "cats/loop": reasons.REASON_SYMLINK_LOOP,
+    "dogs/pipe.jpg": reasons.REASON_NOT_AN_IMAGE,
 }
 
 
@@ -313,7 +314,7 @@ def test_executor_on_folder_tree(tmp_path):
     assert report["ingested"] == len(kept)
     assert _rejections(report) == FOLDER_REJECTIONS
     assert report["ingested_by_label"] == {"cats": 3, "dogs": 1 + 16}
-    assert report["counts_by_reason"][checks.REASON_CONFLICTING_DUPLICATE] == 2
+    assert report["counts_by_reason"][reasons.REASON_CONFLICTING_DUPLICATE] == 2
     details = {r["file"]: r["detail"] for r in report["rejected"]}
     assert "dogs/d.jpg" in details["dogs/d_copy.jpg"]
     assert "dogs/x_copy.jpg" in details["cats/x.jpg"]
@@ -359,13 +360,13 @@ def test_executor_on_manifest(tmp_path):
     assert _str(by_id["images/sub/c.png"], features.SOURCE_DIR_KEY) == "images"
     assert _str(by_id["b.jpg"], features.SOURCE_DIR_KEY) == ""
     assert _rejections(report) == {
-        "../escape.jpg": checks.REASON_PATH_ESCAPES_ROOT,
-        str(outside): checks.REASON_PATH_ESCAPES_ROOT,
-        "images/link.jpg": checks.REASON_PATH_ESCAPES_ROOT,
-        "images/missing.jpg": checks.REASON_MISSING_FILE,
-        "images/no_label.jpg": checks.REASON_BAD_MANIFEST_ROW,
-        "b.jpg": checks.REASON_BAD_MANIFEST_ROW,  # listed twice: the repeat
-        "labels.csv:11": checks.REASON_BAD_MANIFEST_ROW,
+        "../escape.jpg": reasons.REASON_PATH_ESCAPES_ROOT,
+        str(outside): reasons.REASON_PATH_ESCAPES_ROOT,
+        "images/link.jpg": reasons.REASON_PATH_ESCAPES_ROOT,
+        "images/missing.jpg": reasons.REASON_MISSING_FILE,
+        "images/no_label.jpg": reasons.REASON_BAD_MANIFEST_ROW,
+        "b.jpg": reasons.REASON_BAD_MANIFEST_ROW,  # listed twice: the repeat
+        "labels.csv:11": reasons.REASON_BAD_MANIFEST_ROW,
     }
     assert report["files_seen"] == len(rows) + 1
     _assert_accounted(report, examples)
@@ -403,25 +404,25 @@ def _shared_data() -> Path:
 # Outcome of each file of shared/data/bad_images: a rejection code, or what is stored
 # (format, width, height, channels; "normalised" when the bytes are not the original).
 BAD_IMAGES_EXPECTED = {
-    "README.md": checks.REASON_UNSUPPORTED_EXTENSION,
+    "README.md": reasons.REASON_UNSUPPORTED_EXTENSION,
     "UPPERCASE_EXT.JPG": ("JPEG", 128, 128, 3),
     "cmyk.jpg": ("JPEG", 366, 500, 4),
-    "corrupt_middle.jpg": checks.REASON_UNDECODABLE,
+    "corrupt_middle.jpg": reasons.REASON_UNDECODABLE,
     "exif_orientation_6.jpg": ("PNG", 500, 366, 3, "normalised"),
-    "extreme_aspect_4000x8.jpg": checks.REASON_EXTREME_ASPECT_RATIO,
+    "extreme_aspect_4000x8.jpg": reasons.REASON_EXTREME_ASPECT_RATIO,
     "gray16.png": ("PNG", 366, 500, 1),
     "grayscale_L.jpg": ("JPEG", 366, 500, 1),
-    "huge_15000x12000.jpg": checks.REASON_TOO_LARGE,
-    "imageNotFound.gif": checks.REASON_UNSUPPORTED_FORMAT,
-    "not_an_image_html.jpg": checks.REASON_NOT_AN_IMAGE,
+    "huge_15000x12000.jpg": reasons.REASON_TOO_LARGE,
+    "imageNotFound.gif": reasons.REASON_UNSUPPORTED_FORMAT,
+    "not_an_image_html.jpg": reasons.REASON_NOT_AN_IMAGE,
     "palette_P.png": ("PNG", 366, 500, 3),
     "png_bytes_named.jpg": ("PNG", 366, 500, 3),
     "progressive.jpg": ("JPEG", 366, 500, 3),
     "rgba_alpha.png": ("PNG", 366, 500, 4),
-    "tiny_1x1.jpg": checks.REASON_TOO_SMALL,
-    "truncated_half.jpg": checks.REASON_TRUNCATED,
-    "webp_bytes_named.jpg": checks.REASON_UNSUPPORTED_FORMAT,
-    "zero_bytes.jpg": checks.REASON_ZERO_BYTES,
+    "tiny_1x1.jpg": reasons.REASON_TOO_SMALL,
+    "truncated_half.jpg": reasons.REASON_TRUNCATED,
+    "webp_bytes_named.jpg": reasons.REASON_UNSUPPORTED_FORMAT,
+    "zero_bytes.jpg": reasons.REASON_ZERO_BYTES,
 }
 
 
@@ -472,9 +473,9 @@ def test_flowers5_full_ingestion(tmp_path):
     near = {f for f, reason in rejections.items()
             if reason == split_rule.REASON_CONFLICTING_NEAR_DUPLICATE}
     assert {f: r for f, r in rejections.items() if f not in near} == {
-        **{f: checks.REASON_CONFLICTING_DUPLICATE for f in conflicting},
-        "sunflower/15066430311_fb57fa92b0_m.jpg": checks.REASON_DUPLICATE,
-        "sunflower/15072973261_73e2912ef2_n.jpg": checks.REASON_DUPLICATE,
+        **{f: reasons.REASON_CONFLICTING_DUPLICATE for f in conflicting},
+        "sunflower/15066430311_fb57fa92b0_m.jpg": reasons.REASON_DUPLICATE,
+        "sunflower/15072973261_73e2912ef2_n.jpg": reasons.REASON_DUPLICATE,
     }
     # At the default distance (10), 11 pairs of distinct low-resolution photos under
     # different labels come within it (the README's precision figures): 21 images rejected.

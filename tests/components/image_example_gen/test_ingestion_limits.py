@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from components.image_example_gen import component  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
+from components.image_example_gen import reasons  # noqa: E402
 from components.image_example_gen.config import DataConfig  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def test_a_huge_file_is_rejected_before_it_is_read(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     outcome = checks.check_candidate(
         checks.Candidate("label/huge.jpg", "label", "", str(huge)), _options())
-    assert outcome.reason == checks.REASON_TOO_LARGE
+    assert outcome.reason == reasons.REASON_TOO_LARGE
     assert f"{3 * 2 ** 30} bytes" in outcome.detail and "data.max_file_mb=200" in outcome.detail
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KB
 

@@ -15,7 +15,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
 from components.artifacts import ingestion  # noqa: E402
-from components.image_example_gen import component, executor  # noqa: E402
+from components.image_example_gen import component, executor, placement  # noqa: E402
 from components.image_example_gen import fingerprint as fp  # noqa: E402
 from components.image_example_gen import split_rule as rule  # noqa: E402
 from near_copy_helpers import jpeg, near_copy, photo  # noqa: E402
@@ -150,4 +150,4 @@ def test_a_missing_prior_index_is_named(tmp_path):
     missing = str(tmp_path / "span-3" / rule.INDEX_FILE)
     with pytest.raises(ValueError, match=f"prior_fingerprint_indexes: no such fingerprint "
                                          f"index {missing}"):
-        executor.prior_indexes({rule.PRIOR_INDEXES_KEY: [missing]})
+        placement.prior_indexes({rule.PRIOR_INDEXES_KEY: [missing]})
