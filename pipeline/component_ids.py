@@ -29,6 +29,7 @@ RESOURCE_FIELDS = {
     SPAN_LISTING: "span_listing",
     EXAMPLE_GEN: "image_example_gen",
     STATISTICS_GEN: "statistics_gen",
+    DATA_GUARD: "data_guard",
     SCHEMA_GEN: "schema_gen",
     EXAMPLE_VALIDATOR: "example_validator",
     TRANSFORM: "transform",
@@ -36,7 +37,6 @@ RESOURCE_FIELDS = {
     BASELINE: "latest_blessed_model",
     EVALUATOR: "evaluator",
     PUSHER: "pusher",
-    DATA_GUARD: "data_guard",
     DATA_REFERENCE: "data_reference",
-    NOTIFY_EXIT_HANDLER: "notify_exit_handler",
+    NOTIFY_EXIT_HANDLER: "notify_exit_handler",  # on Kubeflow with notify.on_kubeflow
 }

@@ -38,17 +38,22 @@ class Drift:
 class Result:
     anomalies: List[str]  # "anomaly: <feature>: <what>"
     drift: List[Drift]
+    # Why image properties were not compared ("" when they were).
+    properties_not_compared: str = ""
 
     @property
     def breaches(self) -> List[Drift]:
         return [d for d in self.drift if d.breached]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"anomalies": self.anomalies, "drift": [dataclasses.asdict(d) for d in self.drift]}
+        return {"anomalies": self.anomalies, "drift": [dataclasses.asdict(d) for d in self.drift],
+                "properties_not_compared": self.properties_not_compared}
 
 
-def with_comparators(schema: schema_pb2.Schema, config: GuardConfig) -> schema_pb2.Schema:
-    """A copy of `schema` whose drift comparators are the configured ones (only)."""
+def with_comparators(schema: schema_pb2.Schema, config: GuardConfig,
+                     properties: bool = True) -> schema_pb2.Schema:
+    """A copy of `schema` whose drift comparators are the configured ones (only); the
+    image properties' only when `properties`."""
     compared = schema_pb2.Schema()
     compared.CopyFrom(schema)
     for feature in compared.feature:
@@ -56,7 +61,7 @@ def with_comparators(schema: schema_pb2.Schema, config: GuardConfig) -> schema_p
         feature.ClearField("skew_comparator")
         if feature.name == features.LABEL_KEY:
             feature.drift_comparator.infinity_norm.threshold = config.label_linf_threshold
-        elif feature.name in features.PROPERTY_FEATURES:
+        elif properties and feature.name in features.PROPERTY_FEATURES:
             feature.drift_comparator.jensen_shannon_divergence.threshold = \
                 config.property_jsd_threshold
     return compared
@@ -66,8 +71,17 @@ def check(statistics: statistics_pb2.DatasetFeatureStatisticsList,
           schema: schema_pb2.Schema,
           reference_statistics: Optional[statistics_pb2.DatasetFeatureStatisticsList],
           config: GuardConfig) -> Result:
-    """Anomalies against `schema`; drift against `reference_statistics` when given."""
-    compared = with_comparators(schema, config) if reference_statistics else schema
+    """Anomalies against `schema`; drift against `reference_statistics` when given (image
+    properties only when both sides have config.min_property_drift_examples images)."""
+    not_compared = ""
+    if reference_statistics:
+        sizes = (_num_examples(statistics), _num_examples(reference_statistics))
+        if min(sizes) < config.min_property_drift_examples:
+            not_compared = (f"{sizes[0]} images against the reference's {sizes[1]}: fewer "
+                            f"than guard.min_property_drift_examples "
+                            f"({config.min_property_drift_examples})")
+    compared = (with_comparators(schema, config, properties=not not_compared)
+                if reference_statistics else schema)
     found = tfdv.validate_statistics(statistics, compared,
                                      previous_statistics=reference_statistics)
     anomalies = []
@@ -79,4 +93,8 @@ def check(statistics: statistics_pb2.DatasetFeatureStatisticsList,
     drift = [Drift(".".join(d.path.step), anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(
                    m.type), m.value, m.threshold)
              for d in found.drift_skew_info for m in d.drift_measurements]
-    return Result(anomalies, sorted(drift, key=lambda d: d.feature))
+    return Result(anomalies, sorted(drift, key=lambda d: d.feature), not_compared)
+
+
+def _num_examples(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
+    return int(statistics.datasets[0].num_examples) if statistics.datasets else 0

@@ -12,6 +12,7 @@ from tfx.types import standard_artifacts
 
 from components.serving import data_reference as reference
 from components.artifacts import data_guard as guard_report
+from components.data_guard import checks
 from components.data_guard.config import GuardConfig
 from components.data_guard.executor import Executor, GUARD_CONFIG_KEY, SERVING_DIR_KEY
 from trainer import features
@@ -150,3 +151,19 @@ def test_a_half_written_reference_is_ignored_and_written_again(tmp_path):
     assert reference.current(str(serving)).record["run_id"] == "r"
     assert reference.record_version(str(serving), 1, tfdv.infer_schema(stats), stats, "r2",
                                     2.0) is None
+
+
+def test_image_properties_are_not_compared_on_too_few_images():
+    """Histograms of a few dozen images differ by sampling noise alone: below
+    guard.min_property_drift_examples the properties are not compared (and say why);
+    the label mix still is."""
+    reference = _stats(_frame(1, n=40))
+    larger = _stats(_frame(2, n=40, side=128))
+    schema = tfdv.infer_schema(reference)
+    few = checks.check(larger, schema, reference, GuardConfig())
+    assert "fewer than guard.min_property_drift_examples" in few.properties_not_compared
+    assert {d.feature for d in few.drift} == {features.LABEL_KEY}
+    counted = checks.check(larger, schema, reference,
+                           GuardConfig(min_property_drift_examples=40))
+    assert not counted.properties_not_compared
+    assert any(d.feature == features.WIDTH_KEY and d.breached for d in counted.drift)

@@ -99,7 +99,7 @@ def test_each_overlay_creates_the_secret_in_the_runs_namespace(overlay):
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl (with its built-in kustomize) is not installed")
-    folder = Path(__file__).resolve().parents[2] / "kubernetes" / "overlays" / overlay
+    folder = Path(__file__).resolve().parents[4] / "kubernetes" / "overlays" / overlay
     docs = [d for d in yaml.safe_load_all(subprocess.run(
         [kubectl, "kustomize", str(folder)], check=True, capture_output=True,
         text=True).stdout) if d]
