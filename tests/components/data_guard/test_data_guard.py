@@ -167,3 +167,21 @@ def test_image_properties_are_not_compared_on_too_few_images():
                            GuardConfig(min_property_drift_examples=40))
     assert not counted.properties_not_compared
     assert any(d.feature == features.WIDTH_KEY and d.breached for d in counted.drift)
+
+
+def test_an_imported_schema_file_is_the_reference_instead_of_the_champions(tmp_path):
+    """guard.schema: a schema file checked against even with no champion; its label set
+    (here with a third class) admits what the champion's would refuse."""
+    serving = tmp_path / "serving" / "model"
+    serving.mkdir(parents=True)
+    three = _stats(_frame(seed=7, labels=("cat", "dog", "fox"), mix=(0.4, 0.4, 0.2)))
+    path = tmp_path / "schema.pbtxt"
+    tfdv.write_schema_text(reference.reference_schema(tfdv.infer_schema(three), three, 2.0),
+                           str(path))
+    frame = _frame(seed=8, labels=("cat", "dog", "fox"), mix=(0.3, 0.3, 0.4))
+    report, _ = _guard(tmp_path / "ok", str(serving), frame, schema=str(path))
+    assert report["reference"].startswith("imported schema") and not report["findings"]
+    with pytest.raises(guard_report.DataGuardStop) as stop:
+        _guard(tmp_path / "new", str(serving), _frame(seed=9, labels=("cat", "owl")),
+               schema=str(path))
+    assert any("owl" in f for f in stop.value.findings if f.startswith("anomaly: label"))
