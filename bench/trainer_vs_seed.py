@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from components.image_example_gen import image_checks as checks, listing, split_rule  # noqa: E402
 from components.image_example_gen.component import ingestion_options  # noqa: E402
-from components.image_example_gen.config import DataConfig  # noqa: E402
+from components.image_example_gen.config import DataConfig, ingestion_config  # noqa: E402
 from trainer.train_config import TrainConfig  # noqa: E402
 from trainer import (backbones, data, efficientnet_lite, features, model as model_lib,  # noqa: E402
                      schedule)
@@ -101,7 +101,7 @@ def list_images(root: Path) -> List[Tuple[str, str]]:
 
 def ingestion_splits(root: Path, images: List[Tuple[str, str]]) -> Dict[str, str]:
     """{image_id: split} as ImageExampleGen places these images with the defaults."""
-    options = checks.IngestionOptions.from_dict(ingestion_options(DataConfig()))
+    options = ingestion_config(ingestion_options(DataConfig()))
     members = []
     for image_id, label in images:
         outcome = checks.check_candidate(

@@ -24,8 +24,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.image_example_gen import executor, listing, split_rule
-from components.image_example_gen.config import DataConfig
-from components.image_example_gen.image_checks import IngestionOptions
+from components.image_example_gen.config import INGESTION_FIELDS, DataConfig, ingestion_config
 from trainer import features
 
 FOLDER_PATTERN = "*/*"  # root/<label>/<entry>: what TFX's driver fingerprints
@@ -44,9 +43,10 @@ def as_data_config(data: DataLike) -> DataConfig:
 def ingestion_options(data: DataLike, manifest: Optional[str] = None) -> Dict[str, Any]:
     """The JSON-serialisable custom_config of ImageExampleGen, built from the typed config."""
     config = as_data_config(data)
-    options = IngestionOptions.from_dict(dataclasses.asdict(config))
+    options = ingestion_config(dataclasses.asdict(config))
     layout = listing.LAYOUT_MANIFEST if manifest else listing.LAYOUT_FOLDER
-    return {**options.to_dict(), listing.LAYOUT_KEY: layout}
+    return {**{name: getattr(options, name) for name in INGESTION_FIELDS},
+            listing.LAYOUT_KEY: layout}
 
 
 def _custom_config(values: Dict[str, Any]) -> example_gen_pb2.CustomConfig:

@@ -2,14 +2,15 @@
 ingestion accepts (ImageExampleGen's knobs)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from components.image_example_gen.split_rule import CONFLICT_ACTIONS, CONFLICT_REJECT
 from components.artifacts.span_names import SpanError, split_span_source
 from trainer import contract
-from trainer.config_fields import check
+from trainer.config_fields import build, check
 
 DEMO_DATA = "demo"  # data.source value that selects the embedded digits dataset
 # Beyond this, distinct photos merge and the band index probes thousands of values.
@@ -77,6 +78,30 @@ class DataConfig:
                "an integer >= 0 (0: no check)")
         check(0 <= self.max_rejected_fraction <= 1, "data.max_rejected_fraction",
                "a fraction between 0 and 1")
+
+
+# ImageExampleGen receives these elsewhere: source as input_base, window_spans as the span
+# listing, the buckets in output_config. Every other field is an ingestion knob that
+# component.ingestion_options packs into the executor's custom_config.
+_NOT_INGESTION = ("source", "window_spans", "train_buckets", "eval_buckets")
+INGESTION_FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig)
+                         if f.name not in _NOT_INGESTION)
+
+
+def ingestion_config(values: Mapping[str, Any]) -> DataConfig:
+    """The DataConfig ingestion honours, from the INGESTION_FIELDS of `values` (a DataConfig's
+    dict, or a custom_config whose numbers may arrive as floats via a proto Struct):
+    extensions lower-cased, formats upper-cased, validated. The other fields keep their
+    defaults; ingestion never reads them."""
+    missing = [name for name in INGESTION_FIELDS if name not in values]
+    if missing:
+        raise ValueError(f"ingestion options are missing {missing}; build them with "
+                         "components.image_example_gen.component.ingestion_options")
+    config = build(DataConfig, {name: values[name] for name in INGESTION_FIELDS}, "data.")
+    config.image_extensions = [e.lower() for e in config.image_extensions]
+    config.accepted_formats = [f.upper() for f in config.accepted_formats]
+    config.validate()
+    return config
 
 
 def split_source(source: str) -> Tuple[str, Optional[str]]:

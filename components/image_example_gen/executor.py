@@ -48,7 +48,8 @@ from components.image_example_gen import report as ingestion_report
 from components.image_example_gen import split_rule
 from components.artifacts import spans
 from components.image_example_gen import span_store
-from components.image_example_gen.image_checks import Candidate, IngestionOptions, Outcome
+from components.image_example_gen.config import ingestion_config
+from components.image_example_gen.image_checks import Candidate, Outcome
 from trainer import features
 
 # Private exec_properties keys: where the PTransform writes the report (the artifact URI),
@@ -111,7 +112,7 @@ def _ImagesToExample(  # pylint: disable=invalid-name
     """Lists, checks, de-duplicates and places the images: {split name: examples}.
     Writes the report and the fingerprint index as side branches."""
     custom = parse_custom_config(exec_properties)
-    options = IngestionOptions.from_dict(custom)
+    options = ingestion_config(custom)
     settings = placement.split_settings(exec_properties, options)
     prior_uris = placement.prior_indexes(custom)
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
@@ -188,7 +189,7 @@ class Executor(BaseExampleGenExecutor):
             _set_counts(examples, report, report["ingested"])
         else:
             self._ingest_spans(input_dict, examples, exec_properties, listing_json)
-        options = IngestionOptions.from_dict(parse_custom_config(exec_properties))
+        options = ingestion_config(parse_custom_config(exec_properties))
         if options.min_images_per_split:  # over what trains and evaluates: the window
             labels.check_split_counts(labels.split_label_counts({
                 split: artifact_utils.get_split_uri([examples], split)
@@ -268,7 +269,7 @@ class Executor(BaseExampleGenExecutor):
     def _ingest(self, input_dict: Dict[str, List[types.Artifact]],
                 examples: types.Artifact, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
         """Ingests input_base into examples.uri; returns the checked ingestion report."""
-        options = IngestionOptions.from_dict(parse_custom_config(exec_properties))
+        options = ingestion_config(parse_custom_config(exec_properties))
         report_path = listing.join(examples.uri, ingestion.REPORT_FILE)
         for stale in (report_path, listing.join(examples.uri, ingestion.REJECTED_CSV),
                       listing.join(examples.uri, split_rule.INDEX_FILE)):

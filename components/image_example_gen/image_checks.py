@@ -50,7 +50,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -58,6 +58,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tfx.dsl.io import fileio
 
 from components.image_example_gen import fingerprint, image_headers
+from components.image_example_gen.config import DataConfig
 from components.image_example_gen.reasons import (
     REASON_EXTREME_ASPECT_RATIO, REASON_NOT_AN_IMAGE, REASON_TOO_LARGE, REASON_TOO_SMALL,
     REASON_TRUNCATED, REASON_UNDECODABLE, REASON_UNSUPPORTED_EXTENSION,
@@ -71,45 +72,6 @@ _MEDIUM_MAX_SIDE = 512
 _TF_CHECK_SIZE = 32
 # Brightness and sharpness are measured on a thumbnail about this size.
 _PROPERTY_SIDE = 128
-
-
-@dataclass(frozen=True)
-class IngestionOptions:
-    """The DataConfig knobs ingestion honours (see pipeline.config.DataConfig)."""
-    image_extensions: Tuple[str, ...]
-    accepted_formats: Tuple[str, ...]
-    max_pixels: int
-    max_file_mb: int
-    min_side: int
-    max_aspect_ratio: float
-    max_rejected_fraction: float
-    near_duplicate_distance: int
-    conflicting_near_duplicates: str
-    min_images_per_split: int
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "IngestionOptions":
-        """Builds from a JSON-like dict (numbers may arrive as floats via a proto Struct)."""
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
-        if missing:
-            raise ValueError(f"ingestion options are missing {missing}; build them with "
-                             "components.image_example_gen.component.ingestion_options")
-        return cls(
-            image_extensions=tuple(e.lower() for e in values["image_extensions"]),
-            accepted_formats=tuple(f.upper() for f in values["accepted_formats"]),
-            max_pixels=int(values["max_pixels"]),
-            max_file_mb=int(values["max_file_mb"]),
-            min_side=int(values["min_side"]),
-            max_aspect_ratio=float(values["max_aspect_ratio"]),
-            max_rejected_fraction=float(values["max_rejected_fraction"]),
-            near_duplicate_distance=int(values["near_duplicate_distance"]),
-            conflicting_near_duplicates=str(values["conflicting_near_duplicates"]),
-            min_images_per_split=int(values["min_images_per_split"]),
-        )
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -162,7 +124,7 @@ class Outcome:
         return dataclasses.replace(self, image=None, reason=reason, detail=detail)
 
 
-def check_candidate(candidate: Candidate, options: IngestionOptions) -> Outcome:
+def check_candidate(candidate: Candidate, options: DataConfig) -> Outcome:
     """Reads the file once and returns its outcome; never raises for a bad file."""
     outcome = Outcome(candidate.image_id, candidate.label, candidate.source_dir)
     try:
@@ -177,14 +139,14 @@ def check_candidate(candidate: Candidate, options: IngestionOptions) -> Outcome:
         return outcome.rejected(REASON_UNDECODABLE, f"{type(e).__name__}: {e}")
 
 
-def check_extension(name: str, options: IngestionOptions) -> None:
+def check_extension(name: str, options: DataConfig) -> None:
     ext = os.path.splitext(name)[1].lower()
     if ext not in options.image_extensions:
         raise Rejection(REASON_UNSUPPORTED_EXTENSION,
                         f"extension '{ext}' is not one of {list(options.image_extensions)}")
 
 
-def check_file_size(path: str, options: IngestionOptions) -> None:
+def check_file_size(path: str, options: DataConfig) -> None:
     """A file over data.max_file_mb is rejected before a byte of it is read."""
     size = fileio.stat(path).length if "://" in path else os.path.getsize(path)
     if size > options.max_file_mb * 2 ** 20:
@@ -200,7 +162,7 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def check_image_bytes(data: bytes, options: IngestionOptions) -> CheckedImage:
+def check_image_bytes(data: bytes, options: DataConfig) -> CheckedImage:
     """Checks encoded bytes (steps 2-6 of the module docstring); raises Rejection."""
     if not data:
         raise Rejection(REASON_ZERO_BYTES, "the file is empty")
@@ -230,7 +192,7 @@ def _unknown_format_rejection(data: bytes) -> Rejection:
                      f"{name} data: TensorFlow only decodes JPEG, PNG, GIF and BMP")
 
 
-def check_dimensions(size: Tuple[int, int], options: IngestionOptions) -> None:
+def check_dimensions(size: Tuple[int, int], options: DataConfig) -> None:
     width, height = size
     if width * height > options.max_pixels:
         raise Rejection(REASON_TOO_LARGE, f"{width}x{height} = {width * height} pixels is "
@@ -263,7 +225,7 @@ def _pillow_decode(data: bytes, fmt: str) -> Image.Image:
 
 
 def _normalise(image: Image.Image, data: bytes, fmt: str,
-               options: IngestionOptions) -> CheckedImage:
+               options: DataConfig) -> CheckedImage:
     """Original bytes, or lossless PNG of the display-oriented pixels for EXIF rotation."""
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if orientation not in range(2, 9):  # 1 is upright; other values are invalid: ignored

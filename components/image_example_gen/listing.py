@@ -39,7 +39,7 @@ from trainer.files import is_remote
 
 LAYOUT_FOLDER = "folder"
 LAYOUT_MANIFEST = "manifest"
-# The custom_config key naming the layout (besides the IngestionOptions fields).
+# The custom_config key naming the layout (besides config.INGESTION_FIELDS).
 LAYOUT_KEY = "layout"
 
 Listed = Union[Candidate, Outcome]  # a file to check, or one rejected while listing

@@ -15,13 +15,14 @@ from tfx.utils import proto_utils
 from components.artifacts import ingestion
 from components.image_example_gen import report as ingestion_report
 from components.image_example_gen import split_rule
-from components.image_example_gen.image_checks import IngestionOptions, Outcome
+from components.image_example_gen.config import DataConfig
+from components.image_example_gen.image_checks import Outcome
 from components.image_example_gen.tf_example import to_example
 from trainer import features
 
 
 def split_settings(exec_properties: Dict[str, Any],
-                   options: IngestionOptions) -> split_rule.Settings:
+                   options: DataConfig) -> split_rule.Settings:
     """The rule's settings: bucket counts from output_config, the rest from the options."""
     output_config = example_gen_pb2.Output()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],

@@ -24,7 +24,7 @@ from components.image_example_gen import component, executor, listing  # noqa: E
 from components.image_example_gen import split_rule  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
 from components.image_example_gen import reasons  # noqa: E402
-from components.image_example_gen.config import DataConfig  # noqa: E402
+from components.image_example_gen.config import DataConfig, ingestion_config  # noqa: E402
 from trainer import features, image_ops  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
@@ -61,8 +61,8 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _options(**data_fields) -> checks.IngestionOptions:
-    return checks.IngestionOptions.from_dict(component.ingestion_options(DataConfig(**data_fields)))
+def _options(**data_fields) -> DataConfig:
+    return ingestion_config(component.ingestion_options(DataConfig(**data_fields)))
 
 
 def _check(tmp_path: Path, name: str, data: bytes, **data_fields) -> checks.Outcome:
@@ -231,7 +231,7 @@ def test_component_configuration():
         [(features.TRAIN_SPLIT, 3), (features.EVAL_SPLIT, 1)]
     assert not split_config.partition_feature_name  # the split rule places images
     custom = executor.parse_custom_config(props)
-    assert checks.IngestionOptions.from_dict(custom) == _options()
+    assert ingestion_config(custom) == _options()
     assert custom[split_rule.PRIOR_INDEXES_KEY] == []
     assert custom[listing.LAYOUT_KEY] == listing.LAYOUT_FOLDER
     with_manifest = component.ImageExampleGen("/data", DataConfig(), manifest="labels.csv")
@@ -241,6 +241,18 @@ def test_component_configuration():
         listing.LAYOUT_KEY] == listing.LAYOUT_MANIFEST
     with pytest.raises(ValueError, match="manifest"):
         component.ImageExampleGen("/data", DataConfig(), manifest="sub/*.csv")
+
+
+def test_the_executor_reads_the_ingestion_fields_normalised_and_names_missing_ones():
+    custom = {**component.ingestion_options(DataConfig()), "image_extensions": [".JPG"],
+              "accepted_formats": ["png"], "max_pixels": 1000.0}  # a Struct's float
+    options = ingestion_config(custom)
+    assert (options.image_extensions, options.accepted_formats, options.max_pixels) == \
+        ([".jpg"], ["PNG"], 1000) and isinstance(options.max_pixels, int)
+    with pytest.raises(ValueError, match=r"missing \['max_pixels'\].*ingestion_options"):
+        ingestion_config({k: v for k, v in custom.items() if k != "max_pixels"})
+    with pytest.raises(ValueError, match="data.max_pixels"):
+        ingestion_config({**custom, "max_pixels": 0})
 
 
 # -- the executor on a class-per-folder tree -------------------------------------------------

@@ -9,11 +9,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from components.image_example_gen import component  # noqa: E402
 from components.image_example_gen import image_checks as checks  # noqa: E402
 from components.image_example_gen import reasons  # noqa: E402
-from components.image_example_gen.config import DataConfig  # noqa: E402
+from components.image_example_gen.config import DataConfig, ingestion_config  # noqa: E402
 
 
-def _options(**data_fields) -> checks.IngestionOptions:
-    return checks.IngestionOptions.from_dict(component.ingestion_options(DataConfig(**data_fields)))
+def _options(**data_fields) -> DataConfig:
+    return ingestion_config(component.ingestion_options(DataConfig(**data_fields)))
 
 
 def test_a_huge_file_is_rejected_before_it_is_read(tmp_path):
