@@ -44,7 +44,7 @@ def schedule(tmp_path_factory):
             for f in files:
                 shutil.copy2(f, work / "arriving" / span / label / f.name)
     cluster = (f"kubeflow.pipeline_root={work / 'root'}",
-               f"kubeflow.serving_root={work / 'serving'}",
+               f"serving_root={work / 'serving'}",
                "data.source=/compiled/default/{SPAN}")
     cache = ExecutionCache(work / "kfp_cache.json")
     runs = []
