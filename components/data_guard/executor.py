@@ -51,6 +51,7 @@ class Executor(base_executor.BaseExecutor):
         else:
             result = checks.check(statistics, schema, ref.statistics if ref else None, config)
         findings = result.anomalies + [d.describe() for d in result.breaches]
+        fileio.makedirs(out.uri)  # a launcher need not create an output's folder
         with fileio.open(os.path.join(out.uri, guard_report.REPORT_FILE), "w") as f:
             f.write(json.dumps({"reference": against, **result.to_dict(),
                                 "findings": findings}, indent=1))
