@@ -218,8 +218,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     try:
         records = history.history(config, args.limit)
     except RuntimeError as e:
-        print(f"imgpipe history: {e}")
-        return 1
+        return fail(args, str(e))
     print("\n".join(history.lines(records)))
     return 0
 
@@ -231,8 +230,7 @@ def cmd_schema_accept(args: argparse.Namespace) -> int:
     try:
         path, accepted, findings = schema.accept_run(config, args.run)
     except (LookupError, RuntimeError) as e:
-        print(f"imgpipe schema accept: {e}")
-        return 1
+        return fail(args, f"accept: {e}")
     print(f"accepted the data of run {accepted.record['run_id']} as the reference of "
           f"champion version {accepted.record['version']} ({path})")
     for finding in findings:
